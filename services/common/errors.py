@@ -1,0 +1,42 @@
+"""Domain errors every service raises, and their single mapping to gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class DomainError(Exception):
+    """Base of errors a caller can act on; the message is shown to the caller as is."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unavailable(DomainError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and message for an exception; unknown errors never leak their text."""
+    if isinstance(error, DomainError):
+        return error.code, str(error)
+    return grpc.StatusCode.INTERNAL, "internal error; see the service log"
