@@ -1,0 +1,21 @@
+"""The profile service's settings (env prefix MARKSMAN_PROFILE_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class ProfileSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MARKSMAN_PROFILE_", extra="ignore")
+
+    service_name: str = "profile"
+    grpc_port: int = 50051
+    metrics_port: int = 9101
+    # How often the updater looks for customers whose portrait is stale, in seconds.
+    update_interval_s: float = Field(default=0.2, gt=0)
+    update_batch_size: int = Field(default=2000, ge=1)
+    # Full recompute of base-relative values (RFM edges, price percentiles); 0 disables the schedule.
+    recompute_interval_s: float = Field(default=3600.0, ge=0)

@@ -1,0 +1,130 @@
+"""Keeps portraits current: the incremental updater, the batch recompute, and fresh reads of one customer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.profile import traits
+from services.profile.domain import BaseStats, Portrait
+from services.profile.store import ProfileStore, StoredPortrait
+
+log = logging.getLogger(__name__)
+
+RECOMPUTE_SECONDS = Histogram(
+    "marksman_profile_recompute_seconds", "Time of a full portrait recompute.",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+UNSCORED_RECOMPUTE_S = 30.0
+UPDATED = Counter("marksman_profile_portraits_updated_total", "Portraits rewritten, by path.", ["path"])
+PENDING = Gauge("marksman_profile_portraits_pending", "Customers whose portrait trails their events.")
+
+
+@dataclass(frozen=True, slots=True)
+class RecomputeResult:
+    customers: int
+    seconds: float
+    computed_at: datetime
+
+
+class PortraitKeeper:
+    """Computes portraits with traits.py from the store's raw events; the clock is injected."""
+
+    def __init__(self, store: ProfileStore, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+        self._recompute_lock = threading.Lock()
+
+    def refresh_dirty(self, limit: int) -> int:
+        """Recomputes the portraits of up to `limit` customers whose events changed; returns how many."""
+        batch = self.store.dirty_batch(limit)
+        if not batch:
+            return 0
+        base, now = self.store.load_base_stats(), self.clock()
+        events = self.store.events_by_customer([key for key, _ in batch])
+        portraits = [(key, traits.compute_portrait(cid, evs, base, now)) for key, (cid, evs) in events.items()]
+        self.store.save_portraits(portraits, cleared=batch)
+        UPDATED.labels("incremental").inc(len(portraits))
+        return len(batch)
+
+    def recompute_all(self) -> RecomputeResult:
+        """Recomputes base-relative values (RFM edges, price percentiles) and then every portrait."""
+        with self._recompute_lock:
+            started, now, marker = time.perf_counter(), self.clock(), self.store.marker()
+            facts: list[tuple[int, traits.CustomerFacts]] = []
+            for page in self.store.iter_all_customers():
+                facts.extend((key, traits.summarize(cid, evs)) for key, (cid, evs) in page.items())
+            base = traits.compute_base_stats((f for _, f in facts), now)
+            self.store.save_base_stats(base)
+            chunk = 5000
+            for start in range(0, len(facts), chunk):
+                part = facts[start : start + chunk]
+                self.store.save_portraits([(key, traits.build_portrait(f, base, now)) for key, f in part])
+            self.store.clear_dirty_before(marker)
+            seconds = time.perf_counter() - started
+            RECOMPUTE_SECONDS.observe(seconds)
+            UPDATED.labels("batch").inc(len(facts))
+            log.info("portraits recomputed", extra={"customers": len(facts), "seconds": round(seconds, 3)})
+            return RecomputeResult(len(facts), seconds, now)
+
+    def current(self, customer_id: str) -> StoredPortrait | None:
+        """The customer's portrait, computed now if events arrived since it was stored; None if unknown."""
+        found = self.store.find_portrait(customer_id)
+        if found is None:
+            return None
+        key, stored, stale = found
+        if stored is not None and not stale:
+            return stored
+        _cid, events = self.store.events_by_customer([key]).get(key, (customer_id, []))
+        portrait: Portrait = traits.compute_portrait(customer_id, events, self.base(), self.clock())
+        region, zone, consents = self.store.customer_extras(key)
+        return StoredPortrait(portrait, region, zone, consents)
+
+    def base(self) -> BaseStats:
+        return self.store.load_base_stats()
+
+
+class Updater(threading.Thread):
+    """Drains stale portraits in the background and runs the scheduled full recompute."""
+
+    def __init__(self, keeper: PortraitKeeper, *, interval_s: float, batch_size: int, recompute_interval_s: float) -> None:
+        super().__init__(name="portrait-updater", daemon=True)
+        self.keeper = keeper
+        self.interval_s = interval_s
+        self.batch_size = batch_size
+        self.recompute_interval_s = recompute_interval_s
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.join(timeout)
+
+    def run(self) -> None:
+        last_recompute = time.monotonic() if self.keeper.base().rfm.frequency else 0.0
+        while not self._stop.is_set():
+            try:
+                # Until the base has RFM edges (a new or just-loaded store), retry the batch often.
+                interval = self.recompute_interval_s
+                if interval and not self.keeper.base().rfm.frequency:
+                    interval = min(interval, UNSCORED_RECOMPUTE_S)
+                if interval and time.monotonic() - last_recompute >= interval:
+                    self.keeper.recompute_all()
+                    last_recompute = time.monotonic()
+                while not self._stop.is_set() and self.keeper.refresh_dirty(self.batch_size) == self.batch_size:
+                    pass
+                PENDING.set(self.keeper.store.pending_count())
+            except Exception:  # the loop must survive a bad batch; the error is logged with its trace
+                log.exception("portrait update failed")
+            self._wake.wait(self.interval_s)
+            self._wake.clear()

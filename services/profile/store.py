@@ -1,0 +1,607 @@
+"""Every query of the profile service: customers, raw events, identity links, consent, portraits, tombstones."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from services.common.db import transaction
+from services.common.migrate import upgrade_to_head
+from services.profile.domain import (
+    BaseStats,
+    Consent,
+    ContactChannel,
+    Customer,
+    Event,
+    EventType,
+    LifecycleStage,
+    Line,
+    PaymentChannel,
+    Portrait,
+    RfmEdges,
+    SalesChannel,
+)
+from services.profile.models import (
+    BaseStatsRow,
+    ConsentRow,
+    CustomerRow,
+    DirtyCustomerRow,
+    EventRow,
+    IdentityLinkRow,
+    MetaRow,
+    PortraitRow,
+    TombstoneRow,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLite allows 32,766 bound parameters; IN lists stay well below that.
+IN_CHUNK = 900
+
+customers_t = CustomerRow.__table__  # type: ignore[attr-defined]
+consents_t = ConsentRow.__table__  # type: ignore[attr-defined]
+links_t = IdentityLinkRow.__table__  # type: ignore[attr-defined]
+events_t = EventRow.__table__  # type: ignore[attr-defined]
+portraits_t = PortraitRow.__table__  # type: ignore[attr-defined]
+dirty_t = DirtyCustomerRow.__table__  # type: ignore[attr-defined]
+base_t = BaseStatsRow.__table__  # type: ignore[attr-defined]
+tombstones_t = TombstoneRow.__table__  # type: ignore[attr-defined]
+meta_t = MetaRow.__table__  # type: ignore[attr-defined]
+
+
+class Status:
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    index: int
+    event_id: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertOutcome:
+    customer_id: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPortrait:
+    """A portrait with what the store adds from the customer record."""
+
+    portrait: Portrait
+    region: str
+    time_zone: str
+    consents: list[Consent]
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionRow:
+    seq: int
+    customer_id: str
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class BaseSummary:
+    customers: int
+    customers_with_orders: int
+    orders: int
+    events: int
+    revenue_minor: int
+    currency: str
+    rfm_segments: dict[str, int]
+    lifecycle_stages: dict[str, int]
+    base_computed_at: datetime | None
+    pending_portraits: int
+
+
+def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marker() -> int:
+    """A strictly growing number for dirty marks and portrait revisions (nanoseconds)."""
+    return time.time_ns()
+
+
+# ---- codecs between domain values and stored text (the store is their only reader) ----
+
+def lines_to_json(lines: Iterable[Line]) -> str:
+    return orjson.dumps([
+        [line.sku, line.quantity, line.unit_price_minor, line.list_price_minor, line.discount_minor,
+         line.category, line.brand]
+        for line in lines
+    ]).decode()
+
+
+def lines_from_json(text: str) -> tuple[Line, ...]:
+    return tuple(Line(sku, qty, unit, list_, disc, cat, brand) for sku, qty, unit, list_, disc, cat, brand in orjson.loads(text))
+
+
+def _event_from_row(row: Any, customer_id: str) -> Event:
+    return Event(
+        event_id=row.event_id,
+        type=EventType(row.type),
+        occurred_at=row.occurred_at,
+        customer_id=customer_id,
+        anonymous_id=row.anonymous_id or "",
+        sales_channel=SalesChannel(row.sales_channel) if row.sales_channel else None,
+        payment_channel=PaymentChannel(row.payment_channel) if row.payment_channel else None,
+        currency=row.currency,
+        order_id=row.order_id,
+        quote_id=row.quote_id,
+        query=row.query,
+        lines=lines_from_json(row.lines),
+    )
+
+
+_DATETIME_FIELDS = ("computed_at", "first_order_at", "last_order_at", "last_event_at", "base_computed_at")
+
+
+def portrait_to_json(portrait: Portrait) -> str:
+    return orjson.dumps(asdict(portrait)).decode()
+
+
+def portrait_from_json(text: str) -> Portrait:
+    data = orjson.loads(text)
+    for name in _DATETIME_FIELDS:
+        if data.get(name):
+            data[name] = datetime.fromisoformat(data[name])
+    data["lifecycle_stage"] = LifecycleStage(data["lifecycle_stage"])
+    if data.get("preferred_payment_channel"):
+        data["preferred_payment_channel"] = PaymentChannel(data["preferred_payment_channel"])
+    if data.get("preferred_sales_channel"):
+        data["preferred_sales_channel"] = SalesChannel(data["preferred_sales_channel"])
+    return Portrait(**data)
+
+
+def base_to_json(base: BaseStats) -> str:
+    return orjson.dumps(asdict(base)).decode()
+
+
+def base_from_json(text: str) -> BaseStats:
+    data = orjson.loads(text)
+    rfm = data.get("rfm") or {}
+    return BaseStats(
+        computed_at=datetime.fromisoformat(data["computed_at"]) if data.get("computed_at") else None,
+        rfm=RfmEdges(
+            recency_days=tuple(rfm.get("recency_days", ())),
+            frequency=tuple(rfm.get("frequency", ())),
+            monetary_minor=tuple(rfm.get("monetary_minor", ())),
+        ),
+        category_price_percentiles={k: tuple(v) for k, v in data.get("category_price_percentiles", {}).items()},
+        median_purchase_interval_days=float(data.get("median_purchase_interval_days", 0.0)),
+    )
+
+
+class ProfileStore:
+    """The profile database; every method is one transaction, so a crash never leaves half a write."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._salt: bytes | None = None
+
+    def migrate(self) -> None:
+        upgrade_to_head(MIGRATIONS, self.engine)
+
+    # ---- dialect helpers ----
+
+    def _insert_ignore(self, table: Any) -> Any:
+        """INSERT that skips rows whose key exists (ON CONFLICT DO NOTHING) on SQLite and PostgreSQL."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing()
+
+    def _mark_dirty(self, conn: Connection, keys: Iterable[int]) -> None:
+        marked = _marker()
+        rows = [{"customer_key": key, "marked": marked} for key in set(keys)]
+        if not rows:
+            return
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(dirty_t)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["customer_key"], set_={"marked": stmt.excluded.marked}),
+            rows,
+        )
+
+    # ---- tombstones ----
+
+    def _salt_bytes(self, conn: Connection) -> bytes:
+        if self._salt is None:
+            value = conn.execute(select(meta_t.c.value).where(meta_t.c.key == "tombstone_salt")).scalar()
+            if value is None:
+                conn.execute(self._insert_ignore(meta_t), [{"key": "tombstone_salt", "value": secrets.token_hex(32)}])
+                value = conn.execute(select(meta_t.c.value).where(meta_t.c.key == "tombstone_salt")).scalar_one()
+            self._salt = bytes.fromhex(value)
+        return self._salt
+
+    def _id_hash(self, conn: Connection, customer_id: str) -> str:
+        return hashlib.sha256(self._salt_bytes(conn) + customer_id.encode()).hexdigest()
+
+    def _tombstoned(self, conn: Connection, customer_ids: Sequence[str]) -> set[str]:
+        if not customer_ids or conn.execute(select(func.count()).select_from(tombstones_t)).scalar_one() == 0:
+            return set()
+        hashes = {self._id_hash(conn, cid): cid for cid in customer_ids}
+        found: set[str] = set()
+        for part in _chunks(list(hashes)):
+            found.update(conn.execute(select(tombstones_t.c.id_hash).where(tombstones_t.c.id_hash.in_(part))).scalars())
+        return {hashes[h] for h in found}
+
+    # ---- customers ----
+
+    def _keys_for(self, conn: Connection, customer_ids: Sequence[str]) -> dict[str, int]:
+        keys: dict[str, int] = {}
+        for part in _chunks(customer_ids):
+            for cid, key in conn.execute(
+                select(customers_t.c.customer_id, customers_t.c.key).where(customers_t.c.customer_id.in_(part))
+            ):
+                keys[cid] = key
+        return keys
+
+    def _create_bare(self, conn: Connection, customer_ids: Sequence[str], now: datetime) -> None:
+        if customer_ids:
+            conn.execute(
+                self._insert_ignore(customers_t),
+                [{"customer_id": cid, "name": "", "email": "", "phone": "", "push_token": "", "region": "",
+                  "time_zone": "", "created_at": now, "updated_at": now} for cid in customer_ids],
+            )
+
+    def upsert_customers(self, customers: Sequence[Customer], now: datetime) -> list[UpsertOutcome]:
+        """Creates or updates; given contact fields replace stored ones; an erased id comes back as new."""
+        with transaction(self.engine) as conn:
+            ids = [c.customer_id for c in customers]
+            existing = self._keys_for(conn, ids)
+            revived = self._tombstoned(conn, [cid for cid in ids if cid not in existing])
+            if revived:
+                conn.execute(delete(tombstones_t).where(
+                    tombstones_t.c.id_hash.in_([self._id_hash(conn, cid) for cid in revived])))
+            outcomes: list[UpsertOutcome] = []
+            for customer in customers:
+                fields = {
+                    name: value
+                    for name, value in (
+                        ("name", customer.name), ("email", customer.email), ("phone", customer.phone),
+                        ("push_token", customer.push_token), ("region", customer.region),
+                        ("time_zone", customer.time_zone), ("signup_at", customer.signup_at),
+                    )
+                    if value
+                }
+                key = existing.get(customer.customer_id)
+                if key is None:
+                    row = {"name": "", "email": "", "phone": "", "push_token": "", "region": "", "time_zone": "",
+                           "signup_at": None, **fields}
+                    key = conn.execute(
+                        insert(customers_t).values(customer_id=customer.customer_id, created_at=now, updated_at=now,
+                                                   **row).returning(customers_t.c.key)
+                    ).scalar_one()
+                    existing[customer.customer_id] = key
+                    outcomes.append(UpsertOutcome(customer.customer_id, True))
+                else:
+                    conn.execute(update(customers_t).where(customers_t.c.key == key).values(updated_at=now, **fields))
+                    outcomes.append(UpsertOutcome(customer.customer_id, False))
+                self._apply_consents(conn, key, customer.consents)
+            self._mark_dirty(conn, existing.values())
+            return outcomes
+
+    def _apply_consents(self, conn: Connection, key: int, consents: Iterable[Consent]) -> None:
+        for consent in consents:
+            current = conn.execute(
+                select(consents_t.c.changed_at).where(
+                    consents_t.c.customer_key == key, consents_t.c.channel == consent.channel.value)
+            ).scalar()
+            if current is None:
+                conn.execute(insert(consents_t).values(customer_key=key, channel=consent.channel.value,
+                                                       granted=consent.granted, changed_at=consent.changed_at))
+            elif current <= consent.changed_at:  # an older change never overrides a newer one
+                conn.execute(update(consents_t).where(
+                    consents_t.c.customer_key == key, consents_t.c.channel == consent.channel.value
+                ).values(granted=consent.granted, changed_at=consent.changed_at))
+
+    def _consents_of(self, conn: Connection, key: int) -> list[Consent]:
+        rows = conn.execute(select(consents_t).where(consents_t.c.customer_key == key).order_by(consents_t.c.channel))
+        return [Consent(ContactChannel(r.channel), r.granted, r.changed_at) for r in rows]
+
+    def update_consent(self, customer_id: str, consents: Sequence[Consent]) -> list[Consent] | None:
+        with transaction(self.engine) as conn:
+            key = self._keys_for(conn, [customer_id]).get(customer_id)
+            if key is None:
+                return None
+            self._apply_consents(conn, key, consents)
+            self._mark_dirty(conn, [key])
+            return self._consents_of(conn, key)
+
+    def get_customer(self, customer_id: str) -> Customer | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(customers_t).where(customers_t.c.customer_id == customer_id)).first()
+            if row is None:
+                return None
+            return Customer(
+                customer_id=row.customer_id, name=row.name, email=row.email, phone=row.phone,
+                push_token=row.push_token, region=row.region, time_zone=row.time_zone, signup_at=row.signup_at,
+                consents=self._consents_of(conn, row.key),
+            )
+
+    # ---- events ----
+
+    def ingest(self, events: Sequence[tuple[int, Event]], now: datetime) -> list[IngestOutcome]:
+        """Stores validated events in one transaction; returns one outcome per event, in input order.
+
+        A re-sent event id is a duplicate (nothing changes); events of an erased customer id are
+        rejected; events of an unknown customer id create a bare customer (their record may follow).
+        """
+        outcomes: dict[int, IngestOutcome] = {}
+        with transaction(self.engine) as conn:
+            ids = list({e.event_id for _, e in events})
+            seen: set[str] = set()
+            for part in _chunks(ids):
+                seen.update(conn.execute(select(events_t.c.event_id).where(events_t.c.event_id.in_(part))).scalars())
+            fresh: list[tuple[int, Event]] = []
+            for index, event in events:
+                if event.event_id in seen:
+                    outcomes[index] = IngestOutcome(index, event.event_id, Status.DUPLICATE)
+                else:
+                    seen.add(event.event_id)
+                    fresh.append((index, event))
+
+            customer_ids = list({e.customer_id for _, e in fresh if e.customer_id})
+            keys = self._keys_for(conn, customer_ids)
+            missing = [cid for cid in customer_ids if cid not in keys]
+            erased = self._tombstoned(conn, missing)
+            new_ids = [cid for cid in missing if cid not in erased]
+            if new_ids:
+                self._create_bare(conn, new_ids, now)
+                keys.update(self._keys_for(conn, new_ids))
+
+            anonymous = list({e.anonymous_id for _, e in fresh if e.anonymous_id and not e.customer_id})
+            linked: dict[str, int] = {}
+            for part in _chunks(anonymous):
+                linked.update(
+                    (r.anonymous_id, r.customer_key)
+                    for r in conn.execute(select(links_t).where(links_t.c.anonymous_id.in_(part)))
+                )
+
+            rows: list[dict[str, Any]] = []
+            dirty: set[int] = set()
+            for index, event in fresh:
+                if event.customer_id in erased:
+                    outcomes[index] = IngestOutcome(index, event.event_id, Status.REJECTED,
+                                                    "customer was erased; upsert the customer again to re-use the id")
+                    continue
+                key = keys[event.customer_id] if event.customer_id else linked.get(event.anonymous_id)
+                if key is not None:
+                    dirty.add(key)
+                rows.append({
+                    "event_id": event.event_id,
+                    "customer_key": key,
+                    "anonymous_id": event.anonymous_id or None,
+                    "type": event.type.value,
+                    "occurred_at": event.occurred_at,
+                    "sales_channel": event.sales_channel.value if event.sales_channel else "",
+                    "payment_channel": event.payment_channel.value if event.payment_channel else "",
+                    "currency": event.currency,
+                    "order_id": event.order_id,
+                    "quote_id": event.quote_id,
+                    "query": event.query,
+                    "lines": lines_to_json(event.lines),
+                    "paid_minor": sum(line.paid_minor for line in event.lines),
+                    "stored_at": now,
+                })
+                outcomes[index] = IngestOutcome(index, event.event_id, Status.ACCEPTED)
+            if rows:
+                conn.execute(self._insert_ignore(events_t), rows)
+            self._mark_dirty(conn, dirty)
+        return [outcomes[index] for index, _ in events]
+
+    def merge_identity(self, customer_id: str, anonymous_id: str, now: datetime) -> int | None:
+        """Links the anonymous id to the customer and moves its events; None if the customer is unknown."""
+        with transaction(self.engine) as conn:
+            key = self._keys_for(conn, [customer_id]).get(customer_id)
+            if key is None:
+                return None
+            previous = conn.execute(select(links_t.c.customer_key).where(links_t.c.anonymous_id == anonymous_id)).scalar()
+            if previous is None:
+                conn.execute(insert(links_t).values(anonymous_id=anonymous_id, customer_key=key, merged_at=now))
+            elif previous != key:
+                conn.execute(update(links_t).where(links_t.c.anonymous_id == anonymous_id)
+                             .values(customer_key=key, merged_at=now))
+            moved = conn.execute(
+                update(events_t).where(events_t.c.anonymous_id == anonymous_id)
+                .where((events_t.c.customer_key.is_(None)) | (events_t.c.customer_key == previous))
+                .values(customer_key=key)
+            ).rowcount
+            self._mark_dirty(conn, [k for k in (key, previous) if k is not None])
+            return int(moved or 0)
+
+    def events_by_customer(self, keys: Sequence[int]) -> dict[int, tuple[str, list[Event]]]:
+        """The customer id and raw events of each key (keys without a customer are left out)."""
+        result: dict[int, tuple[str, list[Event]]] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(list(keys)):
+                for key, cid in conn.execute(
+                    select(customers_t.c.key, customers_t.c.customer_id).where(customers_t.c.key.in_(part))
+                ):
+                    result[key] = (cid, [])
+                for row in conn.execute(select(events_t).where(events_t.c.customer_key.in_(part))):
+                    entry = result.get(row.customer_key)
+                    if entry is not None:
+                        entry[1].append(_event_from_row(row, entry[0]))
+        return result
+
+    def iter_all_customers(self, page: int = 2000) -> Iterator[dict[int, tuple[str, list[Event]]]]:
+        """Every customer with their events, a page of customers at a time (for the batch recompute)."""
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                keys = list(conn.execute(
+                    select(customers_t.c.key).where(customers_t.c.key > last).order_by(customers_t.c.key).limit(page)
+                ).scalars())
+            if not keys:
+                return
+            last = keys[-1]
+            yield self.events_by_customer(keys)
+
+    # ---- portraits ----
+
+    def dirty_batch(self, limit: int) -> list[tuple[int, int]]:
+        with self.engine.connect() as conn:
+            return [(r.customer_key, r.marked) for r in conn.execute(
+                select(dirty_t).order_by(dirty_t.c.marked).limit(limit))]
+
+    def pending_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(dirty_t)).scalar_one())
+
+    def save_portraits(self, portraits: Sequence[tuple[int, Portrait]], cleared: Sequence[tuple[int, int]] = ()) -> None:
+        """Replaces the portraits of those keys and clears dirty marks not renewed since they were read."""
+        revision = _marker()
+        rows = [{
+            "customer_key": key, "revision": revision, "computed_at": p.computed_at, "body": portrait_to_json(p),
+            "rfm_segment": p.rfm_segment, "lifecycle_stage": p.lifecycle_stage.value,
+            "monetary_minor": p.monetary_minor, "frequency": p.frequency, "currency": p.currency,
+        } for key, p in portraits]
+        with transaction(self.engine) as conn:
+            for part in _chunks([key for key, _ in portraits]):
+                conn.execute(delete(portraits_t).where(portraits_t.c.customer_key.in_(part)))
+            if rows:
+                # Erasure may have removed a customer since its events were read: skip those keys.
+                alive: set[int] = set()
+                for part in _chunks([r["customer_key"] for r in rows]):
+                    alive.update(conn.execute(select(customers_t.c.key).where(customers_t.c.key.in_(part))).scalars())
+                rows = [r for r in rows if r["customer_key"] in alive]
+                if rows:
+                    conn.execute(insert(portraits_t), rows)
+            by_mark: dict[int, list[int]] = defaultdict(list)
+            for key, marked in cleared:
+                by_mark[marked].append(key)
+            for marked, keys in by_mark.items():
+                for part in _chunks(keys):
+                    conn.execute(delete(dirty_t).where(dirty_t.c.customer_key.in_(part), dirty_t.c.marked <= marked))
+
+    def clear_dirty_before(self, marker: int) -> None:
+        """Forgets stale marks set before `marker` (a full recompute has covered them)."""
+        with transaction(self.engine) as conn:
+            conn.execute(delete(dirty_t).where(dirty_t.c.marked <= marker))
+
+    @staticmethod
+    def marker() -> int:
+        return _marker()
+
+    def load_base_stats(self) -> BaseStats:
+        with self.engine.connect() as conn:
+            body = conn.execute(select(base_t.c.body).order_by(base_t.c.id.desc()).limit(1)).scalar()
+        return base_from_json(body) if body else BaseStats()
+
+    def save_base_stats(self, base: BaseStats) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(insert(base_t).values(computed_at=base.computed_at, body=base_to_json(base)))
+            # Keep the newest few for the audit trail; older edges are never read.
+            keep = select(base_t.c.id).order_by(base_t.c.id.desc()).limit(5).scalar_subquery()
+            conn.execute(delete(base_t).where(base_t.c.id.not_in(keep)))
+
+    def find_portrait(self, customer_id: str) -> tuple[int, StoredPortrait | None, bool] | None:
+        """(key, stored portrait or None, whether it is stale); None for an unknown customer."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(customers_t).where(customers_t.c.customer_id == customer_id)).first()
+            if row is None:
+                return None
+            body = conn.execute(select(portraits_t.c.body).where(portraits_t.c.customer_key == row.key)).scalar()
+            stale = conn.execute(select(dirty_t.c.marked).where(dirty_t.c.customer_key == row.key)).scalar() is not None
+            stored = None
+            if body is not None:
+                stored = StoredPortrait(portrait_from_json(body), row.region, row.time_zone, self._consents_of(conn, row.key))
+            return row.key, stored, stale
+
+    def customer_extras(self, key: int) -> tuple[str, str, list[Consent]]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(customers_t.c.region, customers_t.c.time_zone).where(customers_t.c.key == key)).first()
+            region, zone = (row.region, row.time_zone) if row else ("", "")
+            return region, zone, self._consents_of(conn, key)
+
+    def export_portraits(self, since_revision: int, since_key: int, limit: int) -> list[tuple[int, int, StoredPortrait]]:
+        """Portraits changed after (revision, key), oldest change first: (revision, key, portrait)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(portraits_t.c.revision, portraits_t.c.customer_key, portraits_t.c.body,
+                       customers_t.c.region, customers_t.c.time_zone)
+                .join(customers_t, customers_t.c.key == portraits_t.c.customer_key)
+                .where((portraits_t.c.revision > since_revision)
+                       | ((portraits_t.c.revision == since_revision) & (portraits_t.c.customer_key > since_key)))
+                .order_by(portraits_t.c.revision, portraits_t.c.customer_key)
+                .limit(limit)
+            ).all()
+            consents: dict[int, list[Consent]] = defaultdict(list)
+            for part in _chunks([r.customer_key for r in rows]):
+                for c in conn.execute(select(consents_t).where(consents_t.c.customer_key.in_(part))):
+                    consents[c.customer_key].append(Consent(ContactChannel(c.channel), c.granted, c.changed_at))
+        return [(r.revision, r.customer_key, StoredPortrait(portrait_from_json(r.body), r.region, r.time_zone,
+                                                             consents[r.customer_key])) for r in rows]
+
+    def export_interactions(self, since_seq: int, limit: int) -> list[InteractionRow]:
+        """Customer events with items (views, carts, orders, refunds) after the sequence number."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events_t, customers_t.c.customer_id)
+                .join(customers_t, customers_t.c.key == events_t.c.customer_key)
+                .where(events_t.c.seq > since_seq, events_t.c.type != EventType.SEARCH.value)
+                .order_by(events_t.c.seq)
+                .limit(limit)
+            ).all()
+        return [InteractionRow(r.seq, r.customer_id, _event_from_row(r, r.customer_id)) for r in rows]
+
+    def summary(self) -> BaseSummary:
+        with self.engine.connect() as conn:
+            customers = conn.execute(select(func.count()).select_from(customers_t)).scalar_one()
+            events = conn.execute(select(func.count()).select_from(events_t)).scalar_one()
+            with_orders, orders, revenue = conn.execute(
+                select(func.count(), func.coalesce(func.sum(portraits_t.c.frequency), 0),
+                       func.coalesce(func.sum(portraits_t.c.monetary_minor), 0))
+                .where(portraits_t.c.frequency > 0)
+            ).one()
+            currency = conn.execute(
+                select(portraits_t.c.currency).where(portraits_t.c.currency != "")
+                .group_by(portraits_t.c.currency).order_by(func.count().desc()).limit(1)
+            ).scalar() or ""
+            segments = {name: int(n) for name, n in conn.execute(
+                select(portraits_t.c.rfm_segment, func.count()).where(portraits_t.c.rfm_segment != "")
+                .group_by(portraits_t.c.rfm_segment))}
+            stages = {name: int(n) for name, n in conn.execute(
+                select(portraits_t.c.lifecycle_stage, func.count()).group_by(portraits_t.c.lifecycle_stage))}
+            base_at = conn.execute(select(base_t.c.computed_at).order_by(base_t.c.id.desc()).limit(1)).scalar()
+            pending = conn.execute(select(func.count()).select_from(dirty_t)).scalar_one()
+        return BaseSummary(int(customers), int(with_orders), int(orders), int(events), int(revenue), currency,
+                           segments, stages, base_at, int(pending))
+
+    # ---- erasure ----
+
+    def erase(self, customer_id: str, now: datetime) -> tuple[bool, int]:
+        """Deletes the customer, their events, links, consent and portrait; leaves a tombstone."""
+        with transaction(self.engine) as conn:
+            key = self._keys_for(conn, [customer_id]).get(customer_id)
+            if key is None:
+                return False, 0
+            anonymous = list(conn.execute(select(links_t.c.anonymous_id).where(links_t.c.customer_key == key)).scalars())
+            deleted = conn.execute(delete(events_t).where(events_t.c.customer_key == key)).rowcount or 0
+            for part in _chunks(anonymous):
+                deleted += conn.execute(delete(events_t).where(events_t.c.anonymous_id.in_(part))).rowcount or 0
+            for table, column in ((links_t, links_t.c.customer_key), (consents_t, consents_t.c.customer_key),
+                                  (portraits_t, portraits_t.c.customer_key), (dirty_t, dirty_t.c.customer_key)):
+                deleted += conn.execute(delete(table).where(column == key)).rowcount or 0
+            deleted += conn.execute(delete(customers_t).where(customers_t.c.key == key)).rowcount or 0
+            conn.execute(self._insert_ignore(tombstones_t), [{"id_hash": self._id_hash(conn, customer_id), "erased_at": now}])
+            return True, int(deleted)

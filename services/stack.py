@@ -1,0 +1,174 @@
+"""The local stack: every service and the gateway as separate processes, started, health-checked and stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+# The gRPC services that exist today, in start order; each issue that adds a service adds it here.
+GRPC_SERVICES = ("profile",)
+DEFAULT_PORTS = {"profile": (50051, 9101), "gateway": (8080, 8080)}
+KEYS_FILE = "api-keys.txt"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class Stack:
+    """Starts `python -m services.<name>` for each service; ports 0 mean free ports (tests, benchmarks)."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    ephemeral_ports: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+    ports: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def _ports(self, name: str) -> tuple[int, int]:
+        if self.ephemeral_ports:
+            return free_port(), free_port()
+        return DEFAULT_PORTS[name]
+
+    def _environment(self) -> dict[str, str]:
+        environ = {**os.environ, **self.env}
+        environ.setdefault("PYTHONUNBUFFERED", "1")
+        for name in GRPC_SERVICES:
+            grpc_port, metrics_port = self.ports[name]
+            prefix = f"MARKSMAN_{name.upper()}_"
+            environ[prefix + "HOST"] = self.host
+            environ[prefix + "GRPC_PORT"] = str(grpc_port)
+            environ[prefix + "METRICS_PORT"] = str(metrics_port)
+            environ[prefix + "DATA_DIR"] = str(self.data_dir)
+            environ["MARKSMAN_GATEWAY_" + name.upper() + "_ADDR"] = f"{self.host}:{grpc_port}"
+        environ["MARKSMAN_GATEWAY_HOST"] = self.host
+        environ["MARKSMAN_GATEWAY_PORT"] = str(self.ports["gateway"][0])
+        environ["MARKSMAN_GATEWAY_DATA_DIR"] = str(self.data_dir)
+        environ["MARKSMAN_GATEWAY_BOOTSTRAP_KEYS_FILE"] = str(self.data_dir / KEYS_FILE)
+        return environ
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.ports['gateway'][0]}"
+
+    def grpc_address(self, name: str) -> str:
+        return f"{self.host}:{self.ports[name][0]}"
+
+    def metrics_url(self, name: str) -> str:
+        if name == "gateway":
+            return self.gateway_url + "/metrics"
+        return f"http://{self.host}:{self.ports[name][1]}/metrics"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        for name in (*GRPC_SERVICES, "gateway"):
+            self.ports[name] = self._ports(name)
+        environ = self._environment()
+        try:
+            for name in GRPC_SERVICES:
+                self._spawn(name, environ)
+            for name in GRPC_SERVICES:
+                self._wait_grpc(name, timeout)
+            self._spawn("gateway", environ)
+            self._wait_http(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, environ: dict[str, str]) -> None:
+        log_path = self.data_dir / "logs" / f"{name}.log"
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.processes.append(Process(name, popen, log_path))
+
+    def _check_alive(self, name: str) -> None:
+        for process in self.processes:
+            if process.name == name and process.popen.poll() is not None:
+                tail = process.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with code {process.popen.returncode}; its log ends:\n{tail}")
+
+    def _wait_grpc(self, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.grpc_address(name)) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                self._check_alive(name)
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} did not become healthy within {timeout:.0f} s")
+                time.sleep(0.1)
+
+    def _wait_http(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive("gateway")
+            try:
+                if httpx.get(self.gateway_url + "/readyz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway did not become ready within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def api_keys(self) -> dict[str, str]:
+        """The bootstrap keys by name ("admin", "platform"), as the gateway wrote them on first start."""
+        keys: dict[str, str] = {}
+        path = self.data_dir / KEYS_FILE
+        for line in path.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not line.startswith("#"):
+                keys[name.strip()] = value.strip()
+        return keys
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM in reverse start order (gateway first), SIGKILL what is still running after `grace`."""
+        for process in reversed(self.processes):
+            if process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in reversed(self.processes):
+            try:
+                process.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
