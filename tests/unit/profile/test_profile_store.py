@@ -25,9 +25,14 @@ def store(database_url: str) -> ProfileStore:
 
 def order(event_id: str, customer: str = "c1", days_ago: int = 10, amount: int = 500, **kw: object) -> Event:
     return Event(
-        event_id=event_id, type=EventType.ORDER, occurred_at=NOW - timedelta(days=days_ago), customer_id=customer,
-        currency="GBP", payment_channel=PaymentChannel.ALIPAY,
-        lines=(Line("SKU1", 1, amount, amount, 0, "Home", ""),), **kw,  # type: ignore[arg-type]
+        event_id=event_id,
+        type=EventType.ORDER,
+        occurred_at=NOW - timedelta(days=days_ago),
+        customer_id=customer,
+        currency="GBP",
+        payment_channel=PaymentChannel.ALIPAY,
+        lines=(Line("SKU1", 1, amount, amount, 0, "Home", ""),),
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -76,8 +81,12 @@ def test_an_older_consent_change_never_overrides_a_newer_one(store: ProfileStore
 
 
 def test_erasure_removes_everything_and_late_events_are_dropped(store: ProfileStore) -> None:
-    store.upsert_customers([Customer("c1", email="a@example.com", consents=[Consent(ContactChannel.SMS, True, NOW)])], NOW)
-    store.ingest([(0, order("e1")), (1, Event("v1", EventType.VIEW, NOW, anonymous_id="dev", lines=(Line("S"),)))], NOW)
+    store.upsert_customers(
+        [Customer("c1", email="a@example.com", consents=[Consent(ContactChannel.SMS, True, NOW)])], NOW
+    )
+    store.ingest(
+        [(0, order("e1")), (1, Event("v1", EventType.VIEW, NOW, anonymous_id="dev", lines=(Line("S"),)))], NOW
+    )
     store.merge_identity("c1", "dev", NOW)
     PortraitKeeper(store, lambda: NOW).refresh_dirty(100)
     erased, deleted = store.erase("c1", NOW)
@@ -93,7 +102,9 @@ def test_erasure_removes_everything_and_late_events_are_dropped(store: ProfileSt
     assert event_count(store) == 1
 
 
-def test_a_failed_ingest_leaves_nothing_half_written(store: ProfileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_ingest_leaves_nothing_half_written(
+    store: ProfileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*_args: object) -> None:
         raise RuntimeError("crash after the events were inserted")
 
@@ -134,7 +145,9 @@ def test_a_fresh_read_sees_events_the_updater_has_not_reached(store: ProfileStor
 
 def test_batch_recompute_scores_the_base_and_clears_stale_marks(store: ProfileStore) -> None:
     keeper = PortraitKeeper(store, lambda: NOW)
-    store.ingest([(i, order(f"e{i}", customer=f"c{i}", days_ago=i * 20, amount=100 * (i + 1))) for i in range(10)], NOW)
+    store.ingest(
+        [(i, order(f"e{i}", customer=f"c{i}", days_ago=i * 20, amount=100 * (i + 1))) for i in range(10)], NOW
+    )
     result = keeper.recompute_all()
     assert result.customers == 10 and store.pending_count() == 0
     summary = store.summary()
@@ -146,7 +159,9 @@ def test_batch_recompute_scores_the_base_and_clears_stale_marks(store: ProfileSt
 
 
 def test_interactions_export_lines_after_the_cursor(store: ProfileStore) -> None:
-    store.ingest([(0, order("e1")), (1, Event("s1", EventType.SEARCH, NOW, customer_id="c1", query="mug"))], NOW)
+    store.ingest(
+        [(0, order("e1")), (1, Event("s1", EventType.SEARCH, NOW, customer_id="c1", query="mug"))], NOW
+    )
     rows = store.export_interactions(0, 10)
     assert [r.event.event_id for r in rows] == ["e1"]
     assert store.export_interactions(rows[-1].seq, 10) == []

@@ -1,0 +1,139 @@
+"""Ingest benchmark: order events/s through the gateway into profile, beside the raw SQLite bulk-insert rate.
+
+Run: `make bench-ingest` (or `.venv/bin/python bench/ingest.py --batches 60`). Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+from sqlalchemy import insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from services.common.db import make_engine  # noqa: E402
+from services.profile.domain import Line  # noqa: E402
+from services.profile.store import ProfileStore, events_t, lines_to_json  # noqa: E402
+from services.stack import Stack  # noqa: E402
+
+AS_OF = datetime(2011, 12, 10, tzinfo=UTC)
+CATEGORIES = ("Home", "Kitchen", "Garden", "Toys", "Party", "Bags")
+
+
+def make_events(batches: int, batch_size: int, lines: int, customers: int, seed: int = 1) -> list[list[dict]]:  # type: ignore[type-arg]
+    rng = random.Random(seed)
+    result = []
+    for b in range(batches):
+        batch = []
+        for i in range(batch_size):
+            when = AS_OF - timedelta(minutes=rng.randrange(1, 525_600))
+            batch.append({
+                "event_id": f"bench-{b}-{i}",
+                "type": "order",
+                "customer_id": f"cust-{rng.randrange(customers)}",
+                "occurred_at": when.isoformat().replace("+00:00", "Z"),
+                "sales_channel": rng.choice(("web", "app", "mini_program", "marketplace")),
+                "payment_channel": rng.choice(("wechat_pay", "alipay", "bank_card", "cash_on_delivery")),
+                "currency": "GBP",
+                "lines": [{
+                    "sku": f"SKU{rng.randrange(4000)}", "quantity": rng.randrange(1, 12),
+                    "unit_price_minor": (p := rng.randrange(50, 5000)), "list_price_minor": p + rng.choice((0, 0, 50)),
+                    "category": rng.choice(CATEGORIES), "brand": "",
+                } for _ in range(lines)],
+            })
+        result.append(batch)
+    return result
+
+
+def gateway_rate(stack: Stack, bodies: list[bytes], events: int, clients: int) -> tuple[float, float]:
+    key = stack.api_keys()["platform"]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def post(body: bytes) -> int:
+        with httpx.Client(timeout=120) as client:
+            response = client.post(stack.gateway_url + "/v1/events", content=body, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"{response.status_code}: {response.text[:300]}")
+            return int(response.json()["accepted"])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        accepted = sum(pool.map(post, bodies))
+    elapsed = time.perf_counter() - started
+    if accepted != events:
+        raise RuntimeError(f"accepted {accepted} of {events}")
+    return events / elapsed, elapsed
+
+
+def wait_portraits(stack: Stack, timeout: float = 600) -> float:
+    """Seconds until the updater has caught up (no customer waiting for a portrait)."""
+    key = stack.api_keys()["admin"]
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        summary = httpx.get(stack.gateway_url + "/v1/admin/summary",
+                            headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+        if summary["pending_portraits"] == 0:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    return float("nan")
+
+
+def raw_sqlite_rate(batches: list[list[dict]]) -> float:  # type: ignore[type-arg]
+    """SQLAlchemy Core executemany into the same events table: one row per event, lines as JSON."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = ProfileStore(make_engine(f"sqlite:///{folder}/raw.db"))
+        store.migrate()
+        now = datetime.now(UTC)
+        rows_per_batch = [[{
+            "event_id": e["event_id"], "customer_key": i, "anonymous_id": None, "type": "order",
+            "occurred_at": datetime.fromisoformat(e["occurred_at"]), "sales_channel": e["sales_channel"],
+            "payment_channel": e["payment_channel"], "currency": "GBP", "order_id": "", "quote_id": "", "query": "",
+            "lines": lines_to_json(Line(ln["sku"], ln["quantity"], ln["unit_price_minor"], ln["list_price_minor"], 0,
+                                        ln["category"], "") for ln in e["lines"]),
+            "paid_minor": sum(ln["quantity"] * ln["unit_price_minor"] for ln in e["lines"]), "stored_at": now,
+        } for i, e in enumerate(batch)] for batch in batches]
+        count = sum(len(b) for b in rows_per_batch)
+        started = time.perf_counter()
+        for rows in rows_per_batch:
+            with store.engine.begin() as conn:
+                conn.execute(insert(events_t), rows)
+        return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--lines", type=int, default=5)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    args = parser.parse_args()
+
+    batches = make_events(args.batches, args.batch_size, args.lines, args.customers)
+    bodies = [orjson.dumps({"events": b}) for b in batches]
+    events = args.batches * args.batch_size
+    print(f"{events:,} order events of {args.lines} lines in batches of {args.batch_size:,}, "
+          f"{args.customers:,} customers, {args.clients} clients")
+    with tempfile.TemporaryDirectory() as folder:
+        stack = Stack(Path(folder), ephemeral_ports=True, env={"MARKSMAN_AS_OF": AS_OF.isoformat()})
+        with stack:
+            rate, elapsed = gateway_rate(stack, bodies, events, args.clients)
+            trail = wait_portraits(stack)
+    raw = raw_sqlite_rate(batches)
+    print(f"gateway -> profile ingest : {rate:>10,.0f} events/s  ({elapsed:.2f} s, stored when answered)")
+    print(f"portraits trailed by      : {trail:>10.2f} s after the last answer")
+    print(f"raw SQLite Core insert    : {raw:>10,.0f} events/s  (same rows, one transaction per batch)")
+    print(f"ratio gateway / raw       : {rate / raw:>10.1%}")
+
+
+if __name__ == "__main__":
+    main()
