@@ -1,0 +1,130 @@
+"""The real processes of `marksman up`, driven through the gateway over HTTP (httpx)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.stack import Stack
+
+pytestmark = pytest.mark.integration
+EMAIL = "zoe.integration@example.com"
+PHONE = "+44 7700 900123"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder: Path = tmp_path_factory.mktemp("stack")
+    running = Stack(folder, ephemeral_ports=True, env={
+        "MARKSMAN_AS_OF": "2011-12-10T00:00:00Z",
+        "MARKSMAN_GATEWAY_UPSTREAM_TIMEOUT_S": "2",
+    })
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(stack: Stack) -> Iterator[httpx.Client]:
+    key = stack.api_keys()["platform"]
+    with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(stack: Stack) -> Iterator[httpx.Client]:
+    key = stack.api_keys()["admin"]
+    with httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        yield client
+
+
+def order(event_id: str, customer: str, when: str, quantity: int = 2, price: int = 250) -> dict:  # type: ignore[type-arg]
+    return {"event_id": event_id, "type": "order", "customer_id": customer, "occurred_at": when,
+            "currency": "GBP", "payment_channel": "alipay", "sales_channel": "app",
+            "lines": [{"sku": "85123A", "quantity": quantity, "unit_price_minor": price, "list_price_minor": 300,
+                       "category": "Home"}]}
+
+
+def test_customer_events_and_portrait_round_trip(platform: httpx.Client) -> None:
+    created = platform.post("/v1/customers", json={"customers": [{
+        "customer_id": "it-1", "name": "Zoë 王小明", "email": EMAIL, "phone": PHONE, "region": "United Kingdom",
+        "consents": [{"channel": "email", "granted": True, "changed_at": "2011-01-01T00:00:00Z"}]}]})
+    assert created.status_code == 200, created.text
+    body = {"events": [
+        order("it-o1", "it-1", "2011-11-01T10:00:00Z"),
+        {"event_id": "it-bad", "type": "teleport", "customer_id": "it-1", "occurred_at": "2011-11-01T10:00:00Z"},
+        order("it-o2", "it-1", "2011-12-01T10:00:00Z", quantity=1, price=300),
+        {**order("it-neg", "it-1", "2011-12-01T10:00:00Z"), "lines": [{"sku": "X", "quantity": -1}]},
+        {**order("it-future", "it-1", "3000-01-01T00:00:00Z")},
+        {"event_id": "it-r1", "type": "refund", "customer_id": "it-1", "occurred_at": "2011-12-02T10:00:00Z",
+         "order_id": "it-o2"},
+    ]}
+    response = platform.post("/v1/events", json=body)
+    assert response.status_code == 207, response.text
+    result = response.json()
+    assert (result["accepted"], result["rejected"]) == (3, 3)
+    by_index = {r["index"]: r for r in result["results"]}
+    assert by_index[1]["status"] == "rejected" and by_index[3]["status"] == "rejected"
+    assert by_index[4]["status"] == "rejected" and "24 hours" in by_index[4]["reason"]
+    again = platform.post("/v1/events", json={"events": [order("it-o1", "it-1", "2011-11-01T10:00:00Z")]}).json()
+    assert again["duplicates"] == 1
+
+    portrait = platform.get("/v1/customers/it-1/profile")
+    assert portrait.status_code == 200, portrait.text
+    p = portrait.json()
+    assert p["frequency"] == 2
+    assert p["monetary"] == {"amount_minor": 500, "currency": "GBP"}  # 500 + 300 - 300 refunded
+    assert p["recency_days"] == 8 and p["preferred_payment_channel"] == "alipay"
+    assert p["top_categories"] == ["Home"] and p["price_sensitivity"] == 1.0
+    assert p["consents"][0]["channel"] == "email"
+
+
+def test_merge_then_erase_everywhere(platform: httpx.Client, admin: httpx.Client, stack: Stack) -> None:
+    platform.post("/v1/events", json={"events": [{
+        "event_id": "it-v1", "type": "view", "anonymous_id": "device-77", "occurred_at": "2011-12-05T10:00:00Z",
+        "lines": [{"sku": "22423", "category": "Kitchen"}]}]})
+    platform.post("/v1/customers", json={"customers": [{"customer_id": "it-2", "email": EMAIL}]})
+    merged = platform.post("/v1/identities/merge", json={"customer_id": "it-2", "anonymous_id": "device-77"})
+    assert merged.status_code == 200, merged.text
+    assert platform.get("/v1/customers/it-2/profile").json()["views"] == 1
+    assert platform.delete("/v1/customers/it-2").status_code == 403
+    erased = admin.delete("/v1/customers/it-2")
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["services"]["profile"] >= 2
+    assert platform.get("/v1/customers/it-2/profile").status_code == 404
+    late = platform.post("/v1/events", json={"events": [order("it-late", "it-2", "2011-12-06T10:00:00Z")]}).json()
+    assert late["rejected"] == 1
+
+
+def test_auth_errors_and_health(stack: Stack) -> None:
+    assert httpx.get(stack.gateway_url + "/v1/customers/it-1/profile").status_code == 401
+    wrong = {"Authorization": "Bearer mk_wrong"}
+    assert httpx.get(stack.gateway_url + "/v1/customers/it-1/profile", headers=wrong).status_code == 401
+    assert httpx.get(stack.gateway_url + "/healthz").status_code == 200
+    assert httpx.get(stack.gateway_url + "/readyz").status_code == 200
+
+
+def test_no_personal_data_in_metrics_or_logs(platform: httpx.Client, stack: Stack) -> None:
+    platform.get("/v1/customers/it-1/profile")
+    for name in ("profile", "gateway"):
+        text = httpx.get(stack.metrics_url(name)).text
+        assert "marksman_" in text
+        assert "it-1" not in text and EMAIL not in text
+    logs = "".join(p.read_text(errors="replace") for p in (stack.data_dir / "logs").glob("*.log"))
+    assert EMAIL not in logs and PHONE not in logs
+
+
+def test_a_stopped_upstream_gives_503_quickly(stack: Stack, platform: httpx.Client) -> None:
+    profile = next(p for p in stack.processes if p.name == "profile")
+    profile.popen.send_signal(signal.SIGTERM)
+    profile.popen.wait(15)
+    started = time.monotonic()
+    response = platform.get("/v1/customers/it-1/profile")
+    assert response.status_code == 503 and "profile" in response.json()["error"]
+    assert time.monotonic() - started < 5
+    assert httpx.get(stack.gateway_url + "/readyz").status_code == 503
