@@ -209,9 +209,57 @@ class PortraitOut(BaseModel):
 class ErasureOut(BaseModel):
     customer_id: str
     services: dict[str, int] = Field(description="Records deleted per service.")
+    skipped: list[str] = Field(
+        default_factory=list, description="Services not deployed here (no address configured): nothing erased there."
+    )
 
 
 class ErrorOut(BaseModel):
     error: str
     detail: object | None = None
     request_id: str | None = None
+
+
+class MergeIdentityIn(Strict):
+    customer_id: Id
+    anonymous_id: Id
+
+
+class MergeIdentityOut(BaseModel):
+    events_moved: int
+
+
+class ConsentsIn(Strict):
+    consents: list[ConsentIn] = Field(min_length=1, max_length=10)
+
+
+class ConsentsOut(BaseModel):
+    customer_id: str
+    consents: list[ConsentOut]
+
+
+class RecomputeOut(BaseModel):
+    customers: int
+    seconds: float
+    computed_at: datetime | None
+
+
+class SummaryOut(BaseModel):
+    customers: int
+    customers_with_orders: int
+    orders: int
+    events: int
+    revenue: MoneyOut
+    rfm_segments: dict[str, int] = Field(description="Customers per named RFM segment.")
+    lifecycle_stages: dict[str, int] = Field(description="Customers per lifecycle stage.")
+    base_computed_at: datetime | None
+    pending_portraits: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not ready"]
+    upstreams: dict[str, str] = Field(description='Health of each configured upstream: "SERVING" or why not.')

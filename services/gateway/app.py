@@ -1,0 +1,71 @@
+"""create_app(): the gateway's FastAPI application (routes, middleware, error mapping, lifespan)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.gateway import errors, openapi
+from services.gateway.clients import Upstreams
+from services.gateway.config import GatewaySettings
+from services.gateway.limits import BodyLimitMiddleware
+from services.gateway.metrics import MetricsMiddleware
+from services.gateway.requestid import RequestIdMiddleware
+from services.gateway.routes import admin, customers, events, ops
+from services.gateway.schemas import EventsIn
+from services.gateway.store import KeyStore
+
+DESCRIPTION = (
+    "The public API of Marksman for the e-commerce platform. Authenticate with "
+    "`Authorization: Bearer <API key>`; errors are JSON `ErrorOut` bodies carrying the request id "
+    "(also in the `X-Request-ID` header)."
+)
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    keys: KeyStore | None = None,
+    connect: Callable[[GatewaySettings], Upstreams] = Upstreams.connect,
+) -> FastAPI:
+    """The app; `keys` defaults to the gateway's database (migrated now), `connect` opens the upstream
+    channels when the app starts (tests may pass their own)."""
+    owns_keys = keys is None
+    key_store = keys or KeyStore.open(settings.resolved_database_url(), cache_ttl_s=settings.key_cache_ttl_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # grpc.aio channels belong to the running event loop: open them here, not at import or build time.
+        app.state.upstreams = connect(settings)
+        try:
+            yield
+        finally:
+            clients, app.state.upstreams = app.state.upstreams, None
+            await clients.close()
+            if owns_keys:
+                key_store.close()
+
+    app = FastAPI(
+        title="Marksman gateway",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.keys = key_store
+    app.state.upstreams = None
+    routers = (customers.router, events.router, admin.router, ops.router)
+    for router in routers:
+        app.include_router(router)
+    errors.install(app)
+    openapi.install(app, [EventsIn])
+    # Last added runs first: request id, then metrics (which logs with the id), then the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, routes=[route for router in routers for route in router.routes])
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,43 @@
+"""The gateway's settings, read from MARKSMAN_GATEWAY_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings, env_prefix
+
+MIB = 1024 * 1024
+
+
+class GatewaySettings(ServiceSettings):
+    """HTTP listener, upstream addresses and limits; an empty upstream address means "not deployed"."""
+
+    model_config = SettingsConfigDict(env_prefix=env_prefix("gateway"), extra="ignore")
+
+    service_name: str = "gateway"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP port of the public API.")
+    profile_addr: str = "127.0.0.1:50051"
+    segment_addr: str = ""
+    recommend_addr: str = ""
+    campaign_addr: str = ""
+    # Every upstream call carries a deadline; ingesting a batch of 5,000 events may take longer.
+    upstream_timeout_s: float = Field(default=5.0, gt=0)
+    ingest_timeout_s: float = Field(default=30.0, gt=0)
+    # /readyz must answer quickly even when an upstream hangs.
+    health_timeout_s: float = Field(default=1.0, gt=0)
+    max_body_bytes: int = Field(default=10 * MIB, ge=0)
+    # Where the first start writes the admin and platform keys (`name=key` lines); empty: <data_dir>/api-keys.txt.
+    bootstrap_keys_file: Path | None = None
+    # Seconds a verified (or refused) API key stays in the in-memory cache.
+    key_cache_ttl_s: float = Field(default=30.0, ge=0)
+
+    def resolved_bootstrap_keys_file(self) -> Path:
+        return self.bootstrap_keys_file or self.data_dir / "api-keys.txt"
+
+    def other_upstreams(self) -> dict[str, str]:
+        """The services erasure must reach besides profile, name -> address ("" when not deployed)."""
+        return {"segment": self.segment_addr, "recommend": self.recommend_addr, "campaign": self.campaign_addr}
