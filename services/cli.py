@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -46,10 +47,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.exit_after_demo:
             return 0
         print("\nPress Ctrl-C to stop.")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stopping.wait()
-        except KeyboardInterrupt:
-            pass
     finally:
         print("stopping ...", flush=True)
         stack.stop()

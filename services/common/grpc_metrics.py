@@ -35,7 +35,7 @@ LATENCY = Histogram(
 IN_FLIGHT = Gauge("marksman_grpc_server_in_flight", "gRPC calls being handled now.", ["service", "method"])
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class MetricsInterceptor(grpc.ServerInterceptor):
     """Counts, times and error-maps every call; the method label is the RPC name (a bounded set)."""
 
     def __init__(self, service: str) -> None:

@@ -11,8 +11,10 @@ from typing import Any
 import orjson
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# Seven or more digits, optionally with a leading + and the usual separators: phone-like.
-PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+# Seven to fifteen digits (E.164), optionally with + and space, dash or bracket separators: phone-like.
+# Dots are not separators and the run must stand alone, so IP addresses and the digit runs inside
+# UUIDs or ids (preceded by a letter, digit, dash or dot) are left alone.
+PHONE = re.compile(r"(?<![\w.-])\+?\(?\d(?:[\s()-]{0,2}\d){6,14}(?![\w.-])")
 REDACTED = "[redacted]"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 

@@ -42,8 +42,11 @@ def to_name(enum: Any, number: int) -> str | None:
     return _tables(enum)[0].get(number)
 
 
-def to_number(enum: Any, name: str | None) -> int:
-    """The value for a lower-case name; 0 (_UNSPECIFIED) for None or an empty name; ValueError if unknown."""
+def to_number(enum: Any, name: str | None) -> Any:
+    """The value for a lower-case name; 0 (_UNSPECIFIED) for None or an empty name; ValueError if unknown.
+
+    Typed Any: each generated enum has its own ValueType, and callers pass the number straight to it.
+    """
     if not name:
         return 0
     try:

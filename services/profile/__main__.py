@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
+
 from services.common import clock, logs
 from services.common.db import make_engine
 from services.common.grpc_server import Registration, serve

@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 
-class CustomerRow(SQLModel, table=True):
+class ProfileModel(SQLModel, registry=registry()):
+    """Base of the profile tables; its metadata holds only them (other services have their own)."""
+
+
+class CustomerRow(ProfileModel, table=True):
     __tablename__ = "customers"
 
     key: int | None = Field(default=None, primary_key=True)
@@ -24,7 +29,7 @@ class CustomerRow(SQLModel, table=True):
     updated_at: datetime
 
 
-class ConsentRow(SQLModel, table=True):
+class ConsentRow(ProfileModel, table=True):
     __tablename__ = "consents"
 
     customer_key: int = Field(primary_key=True, foreign_key="customers.key")
@@ -33,7 +38,7 @@ class ConsentRow(SQLModel, table=True):
     changed_at: datetime
 
 
-class IdentityLinkRow(SQLModel, table=True):
+class IdentityLinkRow(ProfileModel, table=True):
     __tablename__ = "identity_links"
 
     anonymous_id: str = Field(primary_key=True, max_length=128)
@@ -41,7 +46,7 @@ class IdentityLinkRow(SQLModel, table=True):
     merged_at: datetime
 
 
-class EventRow(SQLModel, table=True):
+class EventRow(ProfileModel, table=True):
     """Raw events, kept so a full recompute is always possible; lines are JSON."""
 
     __tablename__ = "events"
@@ -68,7 +73,7 @@ class EventRow(SQLModel, table=True):
     stored_at: datetime
 
 
-class PortraitRow(SQLModel, table=True):
+class PortraitRow(ProfileModel, table=True):
     """The latest portrait of each customer; `revision` orders changes for the export cursor."""
 
     __tablename__ = "portraits"
@@ -85,7 +90,7 @@ class PortraitRow(SQLModel, table=True):
     currency: str = Field(default="", max_length=3)
 
 
-class DirtyCustomerRow(SQLModel, table=True):
+class DirtyCustomerRow(ProfileModel, table=True):
     """Customers whose portrait trails their events; the updater drains this table."""
 
     __tablename__ = "dirty_customers"
@@ -94,7 +99,7 @@ class DirtyCustomerRow(SQLModel, table=True):
     marked: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
-class BaseStatsRow(SQLModel, table=True):
+class BaseStatsRow(ProfileModel, table=True):
     __tablename__ = "base_stats"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -102,7 +107,7 @@ class BaseStatsRow(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
 
 
-class TombstoneRow(SQLModel, table=True):
+class TombstoneRow(ProfileModel, table=True):
     """Salted hash of an erased customer id: late events for it are dropped."""
 
     __tablename__ = "tombstones"
@@ -111,8 +116,11 @@ class TombstoneRow(SQLModel, table=True):
     erased_at: datetime
 
 
-class MetaRow(SQLModel, table=True):
+class MetaRow(ProfileModel, table=True):
     __tablename__ = "service_meta"
 
     key: str = Field(primary_key=True, max_length=64)
     value: str
+
+
+metadata = ProfileModel.metadata

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
+
 from services.common import protoenums as pe
 from services.common.errors import InvalidArgument, NotFound
 from services.common.ids import is_valid_id
@@ -51,7 +51,7 @@ def _dt(stamp: Timestamp) -> datetime:
 
 def _enum(enum_cls: type, proto_enum: object, number: int) -> object | None:
     name = pe.to_name(proto_enum, number)
-    return enum_cls(name) if name else None  # type: ignore[call-arg]
+    return enum_cls(name) if name else None
 
 
 def event_from_proto(message: profile_pb2.Event) -> Event | str:
@@ -76,7 +76,7 @@ def event_from_proto(message: profile_pb2.Event) -> Event | str:
         type=EventType(type_name),
         occurred_at=occurred,
         customer_id=message.customer_id,
-        anonymous_id=message.anonymous_id if not message.customer_id else message.anonymous_id,
+        anonymous_id=message.anonymous_id,
         sales_channel=_enum(SalesChannel, pe.SALES_CHANNEL, message.sales_channel),  # type: ignore[arg-type]
         payment_channel=(
             _enum(PaymentChannel, pe.PAYMENT_CHANNEL, message.payment_channel)  # type: ignore[arg-type]
@@ -319,7 +319,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             rows = self.store.export_interactions(seq, size)
             if rows:
                 seq = rows[-1].seq
-            items = []
+            items: list[profile_pb2.Interaction] = []
             for row in rows:
                 event = row.event
                 kind = pe.to_number(pe.EVENT_TYPE, event.type.value)

@@ -568,11 +568,12 @@ class ProfileStore:
         with self.engine.connect() as conn:
             customers = conn.execute(select(func.count()).select_from(customers_t)).scalar_one()
             events = conn.execute(select(func.count()).select_from(events_t)).scalar_one()
-            with_orders, orders, revenue = conn.execute(
-                select(func.count(), func.coalesce(func.sum(portraits_t.c.frequency), 0),
-                       func.coalesce(func.sum(portraits_t.c.monetary_minor), 0))
+            with_orders, orders = conn.execute(
+                select(func.count(), func.coalesce(func.sum(portraits_t.c.frequency), 0))
                 .where(portraits_t.c.frequency > 0)
             ).one()
+            # Net revenue counts refund-only customers too (orders placed before the data began).
+            revenue = conn.execute(select(func.coalesce(func.sum(portraits_t.c.monetary_minor), 0))).scalar_one()
             currency = conn.execute(
                 select(portraits_t.c.currency).where(portraits_t.c.currency != "")
                 .group_by(portraits_t.c.currency).order_by(func.count().desc()).limit(1)

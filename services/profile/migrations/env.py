@@ -1,8 +1,6 @@
 """Alembic environment of the profile service."""
 
-from sqlmodel import SQLModel
-
-import services.profile.models  # noqa: F401  (registers the tables on the metadata)
 from services.common.alembic_env import run
+from services.profile.models import metadata
 
-run(SQLModel.metadata)
+run(metadata)
