@@ -20,10 +20,10 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.common.db import make_engine  # noqa: E402
-from services.profile.domain import Line  # noqa: E402
-from services.profile.store import ProfileStore, events_t, lines_to_json  # noqa: E402
-from services.stack import Stack  # noqa: E402
+from services.common.db import make_engine
+from services.profile.domain import Line
+from services.profile.store import ProfileStore, events_t, lines_to_json
+from services.stack import Stack
 
 AS_OF = datetime(2011, 12, 10, tzinfo=UTC)
 CATEGORIES = ("Home", "Kitchen", "Garden", "Toys", "Party", "Bags")
@@ -52,6 +52,15 @@ def make_events(batches: int, batch_size: int, lines: int, customers: int, seed:
             })
         result.append(batch)
     return result
+
+
+def register_customers(stack: Stack, customers: int) -> None:
+    """Customers exist before their orders, as on a platform where sign-up comes first (not timed)."""
+    headers = {"Authorization": f"Bearer {stack.api_keys()['platform']}"}
+    for start in range(0, customers, 5000):
+        body = {"customers": [{"customer_id": f"cust-{i}", "region": "United Kingdom"}
+                              for i in range(start, min(start + 5000, customers))]}
+        httpx.post(stack.gateway_url + "/v1/customers", json=body, headers=headers, timeout=120).raise_for_status()
 
 
 def gateway_rate(stack: Stack, bodies: list[bytes], events: int, clients: int) -> tuple[float, float]:
@@ -126,6 +135,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         stack = Stack(Path(folder), ephemeral_ports=True, env={"MARKSMAN_AS_OF": AS_OF.isoformat()})
         with stack:
+            register_customers(stack, args.customers)
+            wait_portraits(stack)
             rate, elapsed = gateway_rate(stack, bodies, events, args.clients)
             trail = wait_portraits(stack)
     raw = raw_sqlite_rate(batches)

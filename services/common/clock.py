@@ -19,7 +19,7 @@ def parse_instant(text: str) -> datetime:
 def now() -> datetime:
     """Now, in UTC; pinned when MARKSMAN_AS_OF is set (the demo pins it to its data's last day)."""
     pinned = os.environ.get(AS_OF_ENV, "").strip()
-    return parse_instant(pinned) if pinned else datetime.now(UTC)
+    return parse_instant(pinned).astimezone(UTC) if pinned else datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:

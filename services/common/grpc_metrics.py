@@ -77,16 +77,19 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         LATENCY.labels(self.service, method).observe(time.perf_counter() - started)
         REQUESTS.labels(self.service, method, code.name).inc()
 
-    def _fail(self, error: Exception, context: grpc.ServicerContext, method: str) -> grpc.StatusCode:
+    def _fail(
+        self, error: Exception, context: grpc.ServicerContext, method: str
+    ) -> tuple[grpc.StatusCode, str | None]:
+        """The call's status code, and the message set for it (None: the servicer set its own)."""
         already = _code_of(context)
         if already is not grpc.StatusCode.OK:  # the servicer aborted with its own status
-            return already
+            return already, None
         code, message = status_for(error)
         if code is grpc.StatusCode.INTERNAL:
             log.exception("unhandled error in %s", method)
         context.set_code(code)
         context.set_details(message)
-        return code
+        return code, message
 
     def _unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
@@ -97,8 +100,11 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 code = _code_of(context)
                 return response
             except Exception as error:
-                code = self._fail(error, context, method)
-                return None
+                code, message = self._fail(error, context, method)
+                if message is None:
+                    raise  # context.abort() by the servicer: grpc sends the status it set
+                # Abort, not return None: grpc would log a failed serialisation of None at ERROR.
+                context.abort(code, message)
             finally:
                 self._finish(method, started, code)
 
@@ -112,7 +118,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 yield from behavior(request, context)
                 code = _code_of(context)
             except Exception as error:
-                code = self._fail(error, context, method)
+                code, _message = self._fail(error, context, method)
             finally:
                 self._finish(method, started, code)
 

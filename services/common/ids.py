@@ -10,4 +10,5 @@ ID_RE = re.compile(ID_PATTERN)
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(ID_RE.match(value))
+    # fullmatch: `$` alone would also accept a trailing newline.
+    return bool(ID_RE.fullmatch(value))

@@ -13,8 +13,9 @@ import orjson
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # Seven to fifteen digits (E.164), optionally with + and space, dash or bracket separators: phone-like.
 # Dots are not separators and the run must stand alone, so IP addresses and the digit runs inside
-# UUIDs or ids (preceded by a letter, digit, dash or dot) are left alone.
-PHONE = re.compile(r"(?<![\w.-])\+?\(?\d(?:[\s()-]{0,2}\d){6,14}(?![\w.-])")
+# UUIDs or ids (preceded by a letter, digit, dash or dot) are left alone. A full stop may end the number
+# (the end of a sentence) but not join it to more digits; ISO dates (2024-01-02) are not numbers to hide.
+PHONE = re.compile(r"(?<![\w.-])(?!\d{4}-\d\d-\d\d(?!\d))\+?\(?\d(?:[\s()-]{0,2}\d){6,14}(?![\w-]|\.\w)")
 REDACTED = "[redacted]"
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -28,7 +29,7 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
+        return {redact(k) if isinstance(k, str) else str(k): _redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
     return value
@@ -54,7 +55,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = _redact_value(value)
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
-        return orjson.dumps(entry, default=str).decode()
+        # Objects JSON cannot hold (exceptions, sets, models) are logged as their text, redacted too.
+        return orjson.dumps(entry, default=lambda value: redact(str(value))).decode()
 
 
 def configure(service: str, level: str = "INFO") -> None:

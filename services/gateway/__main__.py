@@ -7,7 +7,7 @@ import sys
 
 import uvicorn
 
-from services.common import logs
+from services.common import gctune, logs
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.gateway.requestid import install_log_filter
@@ -32,6 +32,7 @@ def main() -> None:
         log.info("bootstrap API keys created", extra={"path": str(path), "keys": sorted(created)})
     app = create_app(settings, keys=keys)
     log.info("starting", extra={"host": settings.host, "port": settings.port, "profile": settings.profile_addr})
+    gctune.tune()
     uvicorn.run(
         app,
         host=settings.host,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 
-from services.common import clock, logs
+from services.common import clock, gctune, logs
 from services.common.db import make_engine
 from services.common.grpc_server import Registration, serve
 from services.profile.config import ProfileSettings
@@ -20,9 +20,10 @@ def main() -> None:
     store.migrate()
     keeper = PortraitKeeper(store, clock.now)
     updater = Updater(keeper, interval_s=settings.update_interval_s, batch_size=settings.update_batch_size,
-                      recompute_interval_s=settings.recompute_interval_s)
+                      recompute_interval_s=settings.recompute_interval_s, max_lag_s=settings.update_max_lag_s)
     servicer = ProfileServicer(store, keeper, clock.now, on_ingest=updater.wake)
     updater.start()
+    gctune.tune()
     serve(
         "profile",
         [Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server, servicer,

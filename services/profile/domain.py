@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class EventType(StrEnum):
@@ -45,9 +46,12 @@ class ContactChannel(StrEnum):
     PUSH = "push"
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One product in an event; money in integer minor units."""
+class Line(NamedTuple):
+    """One product in an event; money in integer minor units.
+
+    A NamedTuple rather than a frozen dataclass: events carry many lines and ingest builds
+    them on its hot path, where tuple construction costs a third of a frozen dataclass's.
+    """
 
     sku: str
     quantity: int = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -53,7 +53,9 @@ class EventRow(ProfileModel, table=True):
     __table_args__ = (
         UniqueConstraint("event_id", name="uq_events_event_id"),
         Index("ix_events_customer_key", "customer_key"),
-        Index("ix_events_anonymous_id", "anonymous_id"),
+        # Partial: most events name their customer, and an index entry per event would tax ingest.
+        Index("ix_events_anonymous_id", "anonymous_id", sqlite_where=text("anonymous_id IS NOT NULL"),
+              postgresql_where=text("anonymous_id IS NOT NULL")),
     )
 
     seq: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
@@ -95,8 +97,9 @@ class DirtyCustomerRow(ProfileModel, table=True):
 
     __tablename__ = "dirty_customers"
 
+    # Append-only marks (no upsert on the hot ingest path); the updater reads them per customer.
     customer_key: int = Field(primary_key=True)
-    marked: int = Field(sa_column=Column(BigInteger, nullable=False))
+    marked: int = Field(sa_column=Column(BigInteger, primary_key=True))
 
 
 class BaseStatsRow(ProfileModel, table=True):

@@ -91,24 +91,40 @@ class PortraitKeeper:
 
 
 class Updater(threading.Thread):
-    """Drains stale portraits in the background and runs the scheduled full recompute."""
+    """Drains stale portraits in the background and runs the scheduled full recompute.
 
-    def __init__(self, keeper: PortraitKeeper, *, interval_s: float, batch_size: int, recompute_interval_s: float) -> None:
+    Ingest comes first: while events keep arriving the updater only works off customers whose
+    portrait has trailed for more than `max_lag_s`, one batch at a time, so a burst of writes is
+    not slowed by recomputing the same customers again and again; once ingest pauses for
+    `quiet_s` it drains everything.
+    """
+
+    def __init__(self, keeper: PortraitKeeper, *, interval_s: float, batch_size: int, recompute_interval_s: float,
+                 max_lag_s: float = 5.0, quiet_s: float = 0.3) -> None:
         super().__init__(name="portrait-updater", daemon=True)
         self.keeper = keeper
         self.interval_s = interval_s
         self.batch_size = batch_size
         self.recompute_interval_s = recompute_interval_s
+        self.max_lag_s = max_lag_s
+        self.quiet_s = quiet_s
+        self._last_write = 0.0
         self._stop = threading.Event()
-        self._wake = threading.Event()
 
     def wake(self) -> None:
-        self._wake.set()
+        """Called on every write: marks the service busy (the updater yields while it is)."""
+        self._last_write = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._wake.set()
         self.join(timeout)
+
+    def _busy(self) -> bool:
+        return time.monotonic() - self._last_write < self.quiet_s
+
+    def _lagging(self) -> bool:
+        oldest = self.keeper.store.oldest_pending_ns()
+        return oldest is not None and (time.time_ns() - oldest) / 1e9 >= self.max_lag_s
 
     def run(self) -> None:
         last_recompute = time.monotonic() if self.keeper.base().rfm.frequency else 0.0
@@ -118,13 +134,17 @@ class Updater(threading.Thread):
                 interval = self.recompute_interval_s
                 if interval and not self.keeper.base().rfm.frequency:
                     interval = min(interval, UNSCORED_RECOMPUTE_S)
-                if interval and time.monotonic() - last_recompute >= interval:
+                if interval and not self._busy() and time.monotonic() - last_recompute >= interval:
                     self.keeper.recompute_all()
                     last_recompute = time.monotonic()
-                while not self._stop.is_set() and self.keeper.refresh_dirty(self.batch_size) == self.batch_size:
-                    pass
+                if self._busy():
+                    if self._lagging():
+                        self.keeper.refresh_dirty(self.batch_size)
+                else:
+                    while (not self._stop.is_set() and not self._busy()
+                           and self.keeper.refresh_dirty(self.batch_size) == self.batch_size):
+                        pass
                 PENDING.set(self.keeper.store.pending_count())
             except Exception:  # the loop must survive a bad batch; the error is logged with its trace
                 log.exception("portrait update failed")
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
+            self._stop.wait(self.interval_s)

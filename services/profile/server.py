@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -28,6 +30,7 @@ from services.profile.portraits import PortraitKeeper
 from services.profile.store import IngestOutcome, ProfileStore, Status, StoredPortrait
 from services.profile.validation import event_problem
 
+StrEnumT = TypeVar("StrEnumT", bound=StrEnum)
 MAX_PAGE = 5000
 DEFAULT_PAGE = 1000
 _STATUS = {
@@ -49,48 +52,56 @@ def _dt(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
 
 
-def _enum(enum_cls: type, proto_enum: object, number: int) -> object | None:
-    name = pe.to_name(proto_enum, number)
-    return enum_cls(name) if name else None
+def _members(enum_cls: type[StrEnumT], proto_enum: object) -> dict[int, StrEnumT]:
+    """proto number -> domain member, built once (ingest converts thousands of events a second)."""
+    return {number: enum_cls(name) for name in pe.names(proto_enum) if (number := pe.to_number(proto_enum, name))}
+
+
+EVENT_TYPES = _members(EventType, pe.EVENT_TYPE)
+SALES_CHANNELS = _members(SalesChannel, pe.SALES_CHANNEL)
+PAYMENT_CHANNELS = _members(PaymentChannel, pe.PAYMENT_CHANNEL)
+ITEM_EVENT_TYPES = (EventType.VIEW, EventType.ADD_TO_CART)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Timestamp's documented range: 0001-01-01 to 9999-12-31.
+MIN_SECONDS, MAX_SECONDS = -62135596800, 253402300799
 
 
 def event_from_proto(message: profile_pb2.Event) -> Event | str:
     """The domain event, or the reason the message cannot be one."""
-    type_name = pe.to_name(pe.EVENT_TYPE, message.type)
-    if type_name is None:
+    kind = EVENT_TYPES.get(message.type)
+    if kind is None:
         return "type is missing or unknown; expected one of: " + ", ".join(pe.names(pe.EVENT_TYPE))
     if not message.HasField("occurred_at"):
         return "occurred_at is required"
-    try:
-        occurred = _dt(message.occurred_at)
-    except (ValueError, OverflowError):
+    stamp = message.occurred_at
+    if not MIN_SECONDS <= stamp.seconds <= MAX_SECONDS or not 0 <= stamp.nanos < 1_000_000_000:
         return "occurred_at is out of range"
-    # A viewed or carted item without a quantity is one item; orders and refunds must say how many.
-    default_quantity = 1 if type_name in (EventType.VIEW.value, EventType.ADD_TO_CART.value) else 0
-    if message.sales_channel and pe.to_name(pe.SALES_CHANNEL, message.sales_channel) is None:
+    occurred = EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    sales = SALES_CHANNELS.get(message.sales_channel) if message.sales_channel else None
+    if message.sales_channel and sales is None:
         return "sales_channel is unknown"
-    if message.payment_channel and pe.to_name(pe.PAYMENT_CHANNEL, message.payment_channel) is None:
+    payment = PAYMENT_CHANNELS.get(message.payment_channel) if message.payment_channel else None
+    if message.payment_channel and payment is None:
         return "payment_channel is unknown"
+    # A viewed or carted item without a quantity is one item; orders and refunds must say how many.
+    default_quantity = 1 if kind in ITEM_EVENT_TYPES else 0
     return Event(
         event_id=message.event_id,
-        type=EventType(type_name),
+        type=kind,
         occurred_at=occurred,
         customer_id=message.customer_id,
         anonymous_id=message.anonymous_id,
-        sales_channel=_enum(SalesChannel, pe.SALES_CHANNEL, message.sales_channel),  # type: ignore[arg-type]
-        payment_channel=(
-            _enum(PaymentChannel, pe.PAYMENT_CHANNEL, message.payment_channel)  # type: ignore[arg-type]
-            if type_name == EventType.ORDER.value else None
-        ),
+        sales_channel=sales,
+        payment_channel=payment if kind is EventType.ORDER else None,
         currency=message.currency,
         order_id=message.order_id,
         quote_id=message.quote_id,
         query=message.query,
-        lines=tuple(
+        lines=tuple([
             Line(ln.sku, ln.quantity or default_quantity, ln.unit_price_minor, ln.list_price_minor, ln.discount_minor,
                  ln.category, ln.brand)
             for ln in message.lines
-        ),
+        ]),
     )
 
 

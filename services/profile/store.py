@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,8 +17,9 @@ import orjson
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from services.common.db import transaction
+from services.common.db import bulk_insert, member_of, transaction
 from services.common.migrate import upgrade_to_head
 from services.profile.domain import (
     BaseStats,
@@ -116,9 +118,16 @@ def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any
         yield items[start : start + size]
 
 
+_marker_lock = threading.Lock()
+_last_marker = 0
+
+
 def _marker() -> int:
-    """A strictly growing number for dirty marks and portrait revisions (nanoseconds)."""
-    return time.time_ns()
+    """A strictly growing number (nanoseconds) for dirty marks and portrait revisions."""
+    global _last_marker
+    with _marker_lock:
+        _last_marker = max(time.time_ns(), _last_marker + 1)
+        return _last_marker
 
 
 # ---- codecs between domain values and stored text (the store is their only reader) ----
@@ -210,15 +219,7 @@ class ProfileStore:
 
     def _mark_dirty(self, conn: Connection, keys: Iterable[int]) -> None:
         marked = _marker()
-        rows = [{"customer_key": key, "marked": marked} for key in set(keys)]
-        if not rows:
-            return
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(dirty_t)
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=["customer_key"], set_={"marked": stmt.excluded.marked}),
-            rows,
-        )
+        bulk_insert(conn, dirty_t, [{"customer_key": key, "marked": marked} for key in set(keys)])
 
     # ---- tombstones ----
 
@@ -246,21 +247,17 @@ class ProfileStore:
     # ---- customers ----
 
     def _keys_for(self, conn: Connection, customer_ids: Sequence[str]) -> dict[str, int]:
-        keys: dict[str, int] = {}
-        for part in _chunks(customer_ids):
-            for cid, key in conn.execute(
-                select(customers_t.c.customer_id, customers_t.c.key).where(customers_t.c.customer_id.in_(part))
-            ):
-                keys[cid] = key
-        return keys
+        if not customer_ids:
+            return {}
+        return {cid: key for cid, key in conn.execute(
+            select(customers_t.c.customer_id, customers_t.c.key)
+            .where(member_of(customers_t.c.customer_id, customer_ids, conn.dialect)))}
 
-    def _create_bare(self, conn: Connection, customer_ids: Sequence[str], now: datetime) -> None:
-        if customer_ids:
-            conn.execute(
-                self._insert_ignore(customers_t),
-                [{"customer_id": cid, "name": "", "email": "", "phone": "", "push_token": "", "region": "",
-                  "time_zone": "", "created_at": now, "updated_at": now} for cid in customer_ids],
-            )
+    def _create_bare(self, conn: Connection, customer_ids: Sequence[str], now: datetime, tolerant: bool) -> None:
+        bulk_insert(conn, customers_t, [
+            {"customer_id": cid, "name": "", "email": "", "phone": "", "push_token": "", "region": "",
+             "time_zone": "", "created_at": now, "updated_at": now} for cid in customer_ids
+        ], skip_existing=tolerant)
 
     def upsert_customers(self, customers: Sequence[Customer], now: datetime) -> list[UpsertOutcome]:
         """Creates or updates; given contact fields replace stored ones; an erased id comes back as new."""
@@ -345,12 +342,19 @@ class ProfileStore:
         A re-sent event id is a duplicate (nothing changes); events of an erased customer id are
         rejected; events of an unknown customer id create a bare customer (their record may follow).
         """
+        try:
+            # Plain inserts are the bulk fast path; a concurrent writer of the same ids makes
+            # them fail as a whole, and the retry skips what now exists.
+            return self._ingest(events, now, tolerant=False)
+        except IntegrityError:
+            return self._ingest(events, now, tolerant=True)
+
+    def _ingest(self, events: Sequence[tuple[int, Event]], now: datetime, tolerant: bool) -> list[IngestOutcome]:
         outcomes: dict[int, IngestOutcome] = {}
         with transaction(self.engine) as conn:
             ids = list({e.event_id for _, e in events})
-            seen: set[str] = set()
-            for part in _chunks(ids):
-                seen.update(conn.execute(select(events_t.c.event_id).where(events_t.c.event_id.in_(part))).scalars())
+            seen: set[str] = set(conn.execute(
+                select(events_t.c.event_id).where(member_of(events_t.c.event_id, ids, conn.dialect))).scalars())
             fresh: list[tuple[int, Event]] = []
             for index, event in events:
                 if event.event_id in seen:
@@ -365,7 +369,7 @@ class ProfileStore:
             erased = self._tombstoned(conn, missing)
             new_ids = [cid for cid in missing if cid not in erased]
             if new_ids:
-                self._create_bare(conn, new_ids, now)
+                self._create_bare(conn, new_ids, now, tolerant)
                 keys.update(self._keys_for(conn, new_ids))
 
             anonymous = list({e.anonymous_id for _, e in fresh if e.anonymous_id and not e.customer_id})
@@ -404,7 +408,7 @@ class ProfileStore:
                 })
                 outcomes[index] = IngestOutcome(index, event.event_id, Status.ACCEPTED)
             if rows:
-                conn.execute(self._insert_ignore(events_t), rows)
+                bulk_insert(conn, events_t, rows, skip_existing=tolerant)
             self._mark_dirty(conn, dirty)
         return [outcomes[index] for index, _ in events]
 
@@ -459,13 +463,20 @@ class ProfileStore:
     # ---- portraits ----
 
     def dirty_batch(self, limit: int) -> list[tuple[int, int]]:
+        """Up to `limit` stale customers, longest waiting first: (key, newest mark)."""
         with self.engine.connect() as conn:
-            return [(r.customer_key, r.marked) for r in conn.execute(
-                select(dirty_t).order_by(dirty_t.c.marked).limit(limit))]
+            return [(key, marked) for key, marked in conn.execute(
+                select(dirty_t.c.customer_key, func.max(dirty_t.c.marked))
+                .group_by(dirty_t.c.customer_key).order_by(func.min(dirty_t.c.marked)).limit(limit))]
 
     def pending_count(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(dirty_t)).scalar_one())
+            return int(conn.execute(select(func.count(dirty_t.c.customer_key.distinct()))).scalar_one())
+
+    def oldest_pending_ns(self) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.min(dirty_t.c.marked))).scalar()
+            return int(value) if value is not None else None
 
     def save_portraits(self, portraits: Sequence[tuple[int, Portrait]], cleared: Sequence[tuple[int, int]] = ()) -> None:
         """Replaces the portraits of those keys and clears dirty marks not renewed since they were read."""
@@ -521,7 +532,7 @@ class ProfileStore:
             if row is None:
                 return None
             body = conn.execute(select(portraits_t.c.body).where(portraits_t.c.customer_key == row.key)).scalar()
-            stale = conn.execute(select(dirty_t.c.marked).where(dirty_t.c.customer_key == row.key)).scalar() is not None
+            stale = conn.execute(select(dirty_t.c.marked).where(dirty_t.c.customer_key == row.key).limit(1)).scalar() is not None
             stored = None
             if body is not None:
                 stored = StoredPortrait(portrait_from_json(body), row.region, row.time_zone, self._consents_of(conn, row.key))
@@ -584,7 +595,7 @@ class ProfileStore:
             stages = {name: int(n) for name, n in conn.execute(
                 select(portraits_t.c.lifecycle_stage, func.count()).group_by(portraits_t.c.lifecycle_stage))}
             base_at = conn.execute(select(base_t.c.computed_at).order_by(base_t.c.id.desc()).limit(1)).scalar()
-            pending = conn.execute(select(func.count()).select_from(dirty_t)).scalar_one()
+            pending = conn.execute(select(func.count(dirty_t.c.customer_key.distinct()))).scalar_one()
         return BaseSummary(int(customers), int(with_orders), int(orders), int(events), int(revenue), currency,
                            segments, stages, base_at, int(pending))
 

@@ -45,7 +45,7 @@ def upgrade() -> None:
     op.create_table('dirty_customers',
     sa.Column('customer_key', sa.Integer(), nullable=False),
     sa.Column('marked', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('customer_key')
+    sa.PrimaryKeyConstraint('customer_key', 'marked')
     )
     op.create_table('events',
     sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -67,7 +67,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('event_id', name='uq_events_event_id')
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index('ix_events_anonymous_id', ['anonymous_id'], unique=False)
+        batch_op.create_index('ix_events_anonymous_id', ['anonymous_id'], unique=False,
+                              sqlite_where=sa.text('anonymous_id IS NOT NULL'),
+                              postgresql_where=sa.text('anonymous_id IS NOT NULL'))
         batch_op.create_index('ix_events_customer_key', ['customer_key'], unique=False)
 
     op.create_table('service_meta',
