@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import (
@@ -61,10 +63,30 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+_sqlite_writers: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+_writers_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.Lock | None:
+    if not is_sqlite(engine):
+        return None
+    with _writers_guard:
+        lock = _sqlite_writers.get(engine)
+        if lock is None:
+            lock = _sqlite_writers[engine] = threading.Lock()
+        return lock
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction: committed when the block ends, rolled back on any error (nothing half-written)."""
-    with engine.begin() as connection:
+    """One transaction: committed when the block ends, rolled back on any error (nothing half-written).
+
+    On SQLite, writers of one process queue on a lock first: SQLite has a single writer, and a
+    second writer that finds the database locked sleeps in its busy handler (1 ms, 2 ms, 5 ms ...
+    up to 100 ms a try), which cost ingest a third of its throughput with concurrent batches.
+    """
+    lock = _writer_lock(engine)
+    with lock if lock is not None else nullcontext(), engine.begin() as connection:
         yield connection
 
 

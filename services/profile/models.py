@@ -60,7 +60,8 @@ class EventRow(ProfileModel, table=True):
 
     seq: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
     event_id: str = Field(max_length=128)
-    customer_key: int | None = None
+    # The foreign key is the safety net of the store's in-memory id cache (see ProfileStore).
+    customer_key: int | None = Field(default=None, foreign_key="customers.key")
     anonymous_id: str | None = Field(default=None, max_length=128)
     type: str = Field(max_length=16)
     occurred_at: datetime
@@ -96,6 +97,8 @@ class DirtyCustomerRow(ProfileModel, table=True):
     """Customers whose portrait trails their events; the updater drains this table."""
 
     __tablename__ = "dirty_customers"
+    # The updater asks for the oldest mark several times a second.
+    __table_args__ = (Index("ix_dirty_customers_marked", "marked"),)
 
     # Append-only marks (no upsert on the hot ingest path); the updater reads them per customer.
     customer_key: int = Field(primary_key=True)

@@ -144,7 +144,8 @@ class Updater(threading.Thread):
                     while (not self._stop.is_set() and not self._busy()
                            and self.keeper.refresh_dirty(self.batch_size) == self.batch_size):
                         pass
-                PENDING.set(self.keeper.store.pending_count())
+                    # Counting is a scan: only when idle, where the table is (nearly) empty.
+                    PENDING.set(self.keeper.store.pending_count())
             except Exception:  # the loop must survive a bad batch; the error is logged with its trace
                 log.exception("portrait update failed")
             self._stop.wait(self.interval_s)

@@ -165,3 +165,13 @@ def test_interactions_export_lines_after_the_cursor(store: ProfileStore) -> None
     rows = store.export_interactions(0, 10)
     assert [r.event.event_id for r in rows] == ["e1"]
     assert store.export_interactions(rows[-1].seq, 10) == []
+
+
+def test_an_erasure_by_another_replica_is_not_hidden_by_the_id_cache(database_url: str) -> None:
+    here, there = ProfileStore(make_engine(database_url)), ProfileStore(make_engine(database_url))
+    here.migrate()
+    assert statuses(here.ingest([(0, order("e1"))], NOW)) == [Status.ACCEPTED]  # warms this replica's cache
+    assert there.erase("c1", NOW)[0]
+    late = here.ingest([(0, order("e2"))], NOW)
+    assert statuses(late) == [Status.REJECTED] and "erased" in late[0].reason
+    assert event_count(here) == 0

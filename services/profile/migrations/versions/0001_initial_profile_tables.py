@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('marked', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('customer_key', 'marked')
     )
+    op.create_index('ix_dirty_customers_marked', 'dirty_customers', ['marked'], unique=False)
     op.create_table('events',
     sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=128), nullable=False),
@@ -63,6 +64,7 @@ def upgrade() -> None:
     sa.Column('lines', sa.Text(), nullable=False),
     sa.Column('paid_minor', sa.BigInteger(), nullable=False),
     sa.Column('stored_at', UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_key'], ['customers.key'], ),
     sa.PrimaryKeyConstraint('seq'),
     sa.UniqueConstraint('event_id', name='uq_events_event_id')
     )
@@ -139,6 +141,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_events_anonymous_id')
 
     op.drop_table('events')
+    op.drop_index('ix_dirty_customers_marked', table_name='dirty_customers')
     op.drop_table('dirty_customers')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_customer_id'))
