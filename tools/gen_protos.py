@@ -15,9 +15,8 @@ GEN_DIR = ROOT / "gen"
 
 def generate(out_dir: Path) -> None:
     """Runs protoc (from grpcio-tools) with the mypy-protobuf plugins into out_dir."""
-    from grpc_tools import protoc  # dev dependency: only needed to regenerate
-
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency: only needed to regenerate
 
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     well_known = Path(grpc_tools.__file__).parent / "_proto"

@@ -7,12 +7,12 @@ import inspect
 
 import pytest
 from google.protobuf.descriptor import FileDescriptor
-
 from marksman.campaign.v1 import campaign_pb2
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2
 from marksman.recommend.v1 import recommend_pb2
 from marksman.segment.v1 import segment_pb2
+
 from tools import gen_protos
 
 FILES: list[FileDescriptor] = [

@@ -80,7 +80,8 @@ def test_customer_events_and_portrait_round_trip(platform: httpx.Client) -> None
     assert p["frequency"] == 2
     assert p["monetary"] == {"amount_minor": 500, "currency": "GBP"}  # 500 + 300 - 300 refunded
     assert p["recency_days"] == 8 and p["preferred_payment_channel"] == "alipay"
-    assert p["top_categories"] == ["Home"] and p["price_sensitivity"] == 1.0
+    # o1 (500) was bought below list price, o2 (300) at list: 500 / 800.
+    assert p["top_categories"] == ["Home"] and p["price_sensitivity"] == 0.625
     assert p["consents"][0]["channel"] == "email"
 
 
