@@ -90,38 +90,46 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool = False) -> None:
+def bulk_insert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    *,
+    columns: Sequence[str] | None = None,
+    skip_existing: bool = False,
+) -> None:
     """Inserts many rows with one driver-level executemany (the bulk path for events and deliveries).
 
-    The statement is compiled once and each value goes through the column type's own bind
-    processor, so stored values are exactly what a Core insert() would store, without Core's
-    per-row parameter compilation (about half of an executemany's time for wide rows).
-    `skip_existing` ignores rows whose unique key exists (ON CONFLICT DO NOTHING).
+    Rows are mappings, or tuples in the order of `columns`. The statement is compiled once and
+    each value goes through the column type's own bind processor, so stored values are exactly
+    what a Core insert() would store, without Core's per-row parameter compilation (about half
+    of an executemany's time for wide rows). `skip_existing` ignores rows whose unique key
+    exists (ON CONFLICT DO NOTHING).
     """
     if not rows:
         return
     dialect = conn.dialect
-    keys = list(rows[0])
+    if columns is None:
+        names = list(rows[0])
+        tuples: Sequence[Sequence[Any]] = [tuple(row[name] for name in names) for row in rows]
+    else:
+        names, tuples = list(columns), rows  # type: ignore[assignment]
     if skip_existing:
         module = postgresql if dialect.name == "postgresql" else sqlite
         statement: Any = module.insert(table).on_conflict_do_nothing()
     else:
         statement = insert(table)
-    compiled = statement.compile(dialect=dialect, column_keys=keys)
-    processors = {key: _bind_processor(table.c[key].type, dialect) for key in keys}
-    if compiled.positional:
-        converters = [(name, processors[name]) for name in (compiled.positiontup or [])]
-        params: list[Any] = [
-            tuple(convert(row[name]) if convert else row[name] for name, convert in converters) for row in rows
-        ]
-    else:
-        active = [(name, convert) for name, convert in processors.items() if convert]
-        params = []
-        for row in rows:
-            values = dict(row)
-            for name, convert in active:
-                values[name] = convert(values[name])
-            params.append(values)
+    compiled = statement.compile(dialect=dialect, column_keys=names)
+    order = list(compiled.positiontup or []) if compiled.positional else names
+    source = [names.index(name) for name in order]
+    converters = [(position, convert) for position, name in enumerate(order)
+                  if (convert := _bind_processor(table.c[name].type, dialect)) is not None]
+    params: list[Any] = []
+    for row in tuples:
+        values = [row[i] for i in source]
+        for position, convert in converters:
+            values[position] = convert(values[position])
+        params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
     conn.exec_driver_sql(compiled.string, params)
 
 

@@ -51,6 +51,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite allows 32,766 bound parameters; IN lists stay well below that.
 IN_CHUNK = 900
 KEY_CACHE_SIZE = 500_000
+EVENT_COLUMNS = ("event_id", "customer_key", "anonymous_id", "type", "occurred_at", "sales_channel",
+                 "payment_channel", "currency", "order_id", "quote_id", "query", "lines", "paid_minor", "stored_at")
 
 customers_t = CustomerRow.__table__  # type: ignore[attr-defined]
 consents_t = ConsentRow.__table__  # type: ignore[attr-defined]
@@ -142,11 +144,8 @@ def _marker() -> int:
 # ---- codecs between domain values and stored text (the store is their only reader) ----
 
 def lines_to_json(lines: Iterable[Line]) -> str:
-    return orjson.dumps([
-        [line.sku, line.quantity, line.unit_price_minor, line.list_price_minor, line.discount_minor,
-         line.category, line.brand]
-        for line in lines
-    ]).decode()
+    """Each line as an array in Line's field order (orjson hands each NamedTuple to `tuple`)."""
+    return orjson.dumps(lines if isinstance(lines, tuple) else tuple(lines), default=tuple).decode()
 
 
 def lines_from_json(text: str) -> tuple[Line, ...]:
@@ -417,7 +416,7 @@ class ProfileStore:
                     for r in conn.execute(select(links_t).where(links_t.c.anonymous_id.in_(part)))
                 )
 
-            rows: list[dict[str, Any]] = []
+            rows: list[tuple[Any, ...]] = []
             dirty: set[int] = set()
             for index, event in fresh:
                 if event.customer_id in erased:
@@ -427,25 +426,15 @@ class ProfileStore:
                 key = keys[event.customer_id] if event.customer_id else linked.get(event.anonymous_id)
                 if key is not None:
                     dirty.add(key)
-                rows.append({
-                    "event_id": event.event_id,
-                    "customer_key": key,
-                    "anonymous_id": event.anonymous_id or None,
-                    "type": event.type.value,
-                    "occurred_at": event.occurred_at,
-                    "sales_channel": event.sales_channel.value if event.sales_channel else "",
-                    "payment_channel": event.payment_channel.value if event.payment_channel else "",
-                    "currency": event.currency,
-                    "order_id": event.order_id,
-                    "quote_id": event.quote_id,
-                    "query": event.query,
-                    "lines": lines_to_json(event.lines),
-                    "paid_minor": sum(line.paid_minor for line in event.lines),
-                    "stored_at": now,
-                })
+                rows.append((
+                    event.event_id, key, event.anonymous_id or None, event.type.value, event.occurred_at,
+                    event.sales_channel.value if event.sales_channel else "",
+                    event.payment_channel.value if event.payment_channel else "",
+                    event.currency, event.order_id, event.quote_id, event.query, lines_to_json(event.lines),
+                    sum([line.paid_minor for line in event.lines]), now,
+                ))
                 outcomes[index] = IngestOutcome(index, event.event_id, Status.ACCEPTED)
-            if rows:
-                bulk_insert(conn, events_t, rows, skip_existing=tolerant)
+            bulk_insert(conn, events_t, rows, columns=EVENT_COLUMNS, skip_existing=tolerant)
             self._mark_dirty(conn, dirty)
         return [outcomes[index] for index, _ in events]
 
