@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from services.demo.categories import category_for
-from services.gateway.schemas import MAX_LINES_PER_EVENT
 
 JSONDict = dict[str, Any]
 
@@ -87,8 +86,7 @@ PROVENANCE: dict[str, dict[str, str]] = {
         "consents": "synthetic: seeded per customer (email ~70%, sms ~40%, push ~25%), changed_at = signup_at",
     },
     "events": {
-        "event_id": "derived: order-<InvoiceNo> / refund-<InvoiceNo>, '-2', '-3'... for parts of invoices "
-        f"over {MAX_LINES_PER_EVENT} lines",
+        "event_id": "derived: order-<InvoiceNo> / refund-<InvoiceNo>",
         "type": "data: invoices starting with 'C' are refunds, the rest orders",
         "customer_id / anonymous_id": "data: CustomerID, else anon-<InvoiceNo>",
         "occurred_at": "data: the invoice's earliest InvoiceDate, taken as UTC",
@@ -264,7 +262,7 @@ def list_prices(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def to_events(frame: pd.DataFrame, seed: int = DEFAULT_SEED) -> list[JSONDict]:
-    """One EventIn body per invoice (split in parts above the per-event line limit), by occurred_at."""
+    """One EventIn body per invoice, by occurred_at."""
     if frame.empty:
         return []
     category = sku_categories(frame)
@@ -331,11 +329,11 @@ def to_events(frame: pd.DataFrame, seed: int = DEFAULT_SEED) -> list[JSONDict]:
         head["currency"] = CURRENCY
         if not refund:
             head["order_id"] = invoice
-        for part, offset in enumerate(range(start, end, MAX_LINES_PER_EVENT), start=1):
-            suffix = "" if part == 1 else f"-{part}"
-            event: JSONDict = {"event_id": f"{kind}-{invoice}{suffix}", **head}
-            event["lines"] = lines[offset : min(offset + MAX_LINES_PER_EVENT, end)]
-            events.append(event)
+        # One invoice, one event: events with the same order id count as one order (a re-send).
+        # The gateway's line limit (MAX_LINES_PER_EVENT) is above the data's longest invoice.
+        event: JSONDict = {"event_id": f"{kind}-{invoice}", **head}
+        event["lines"] = lines[start:end]
+        events.append(event)
     return events
 
 
@@ -373,8 +371,8 @@ def expected_totals(frame: pd.DataFrame) -> JSONDict:
         "currency": CURRENCY,
         "customers": int(known["CustomerID"].nunique()),
         "customers_with_orders": int(known.loc[~refund, "CustomerID"].nunique()),
-        # What to_events makes: one event per invoice, more for invoices over the line limit.
-        "events": int((-(-lines_per_invoice // MAX_LINES_PER_EVENT)).sum()),
+        # What to_events makes: one event per invoice.
+        "events": len(lines_per_invoice),
         "orders": int(known.loc[~refund, "InvoiceNo"].nunique()),
         "refunds": int(known.loc[refund, "InvoiceNo"].nunique()),
         "anonymous_orders": int(anonymous.loc[~anonymous["is_refund"], "InvoiceNo"].nunique()),

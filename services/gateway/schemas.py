@@ -13,7 +13,9 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$"
 ID_RE = re.compile(ID_PATTERN)
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 MAX_BATCH_EVENTS = 5000
-MAX_LINES_PER_EVENT = 500
+# Wholesale orders run long (the retail data has one of 1,114 lines); an order must fit one event,
+# because events with the same order id count as one order (a re-send, not a second part).
+MAX_LINES_PER_EVENT = 2000
 # 10^13 minor units: far above any real price, and safe in int64 after multiplying by quantity.
 MAX_MINOR = 10**13
 MAX_QUANTITY = 1_000_000
@@ -263,3 +265,162 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: Literal["ready", "not ready"]
     upstreams: dict[str, str] = Field(description='Health of each configured upstream: "SERVING" or why not.')
+
+
+# ---- segments ----
+
+# As the segment service: lower-case letters, digits, '_' and '-', starting with a letter or digit.
+SEGMENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+SEGMENT_NAME_RE = re.compile(SEGMENT_NAME_PATTERN)
+SEGMENT_NAME_RULE = "a segment name is 1-64 lower-case letters, digits, '_' or '-', starting with a letter or digit"
+MAX_RULE_CHARS = 10_000
+MAX_DESCRIPTION_CHARS = 1000
+MAX_PREVIEW_SAMPLE = 1000
+MAX_MEMBERS_PAGE = 10_000
+RULE_EXAMPLE = 'recency_days <= 90 and monetary > 1000 or frequency >= 5'
+
+
+def check_segment_name(value: str) -> str:
+    """The service's naming rule, checked here too so a bad name never costs a call (and reads plainly)."""
+    if not SEGMENT_NAME_RE.match(value):
+        raise ValueError(f"{SEGMENT_NAME_RULE}; got {value!r}")
+    return value
+
+
+SegmentName = Annotated[str, AfterValidator(check_segment_name)]
+# Rules are never stripped: the service's line and column numbers must match the text as sent.
+RuleText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_RULE_CHARS),
+    Field(description="A rule in the segment rule language (services/segment/RULES.md).",
+          examples=[RULE_EXAMPLE]),
+]
+
+
+class SegmentIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "big-spenders", "rule": RULE_EXAMPLE,
+                 "description": "Recent customers who spent over 1,000, or ordered 5 times"}
+            ]
+        },
+    )
+
+    name: SegmentName = Field(json_schema_extra={"pattern": SEGMENT_NAME_PATTERN})
+    rule: RuleText
+    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS, strip_whitespace=True)] = ""
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"rule": RULE_EXAMPLE}]})
+
+    rule: RuleText
+
+
+class PreviewIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"rule": 'lifecycle in ("at_risk", "dormant")', "sample_size": 5}]},
+    )
+
+    rule: RuleText
+    sample_size: int = Field(default=10, ge=1, le=MAX_PREVIEW_SAMPLE, description="Customer ids to return.")
+
+
+class RuleProblemOut(BaseModel):
+    line: int = Field(description="1-based line of the rule text the problem is about.")
+    column: int = Field(description="1-based column.")
+    message: str
+
+
+class RuleCheckOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"valid": True, "traits": ["frequency", "monetary", "recency_days"],
+                                         "segments": []}]}
+    )
+
+    valid: Literal[True] = Field(description="Always true: a rule with problems is answered with 422.")
+    traits: list[str] = Field(description="Traits the rule reads, sorted.")
+    segments: list[str] = Field(description="Segments the rule reads through in_segment(), sorted.")
+
+
+class PreviewOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"count": 1203, "portraits": 4338, "sample": ["12347", "12352", "12415"]}]}
+    )
+
+    count: int = Field(description="Customers the rule selects now.")
+    portraits: int = Field(description="Portraits evaluated.")
+    sample: list[str] = Field(description="A reproducible random sample of the selected customer ids, sorted.")
+
+
+class SegmentVersionOut(BaseModel):
+    version: int = Field(description="1, 2, 3 ... per segment; a version never changes once written.")
+    size: int = Field(description="Members.")
+    portraits: int = Field(description="Portraits evaluated.")
+    seconds: float = Field(description="Time to evaluate the rule and store the members.")
+    created_at: datetime | None
+    rule: str = Field(description="The rule as evaluated.")
+
+
+class RefreshOut(SegmentVersionOut):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "big-spenders", "version": 3, "size": 1203, "portraits": 4338,
+                                         "seconds": 0.042, "created_at": "2011-12-10T09:00:00Z",
+                                         "rule": RULE_EXAMPLE}]}
+    )
+
+    name: str
+
+
+class SegmentOut(BaseModel):
+    name: str
+    kind: str | None = Field(description='"rule": members are the customers the rule selects.')
+    rule: str
+    description: str
+    built_in: bool = Field(description="Created by the service (the RFM segments); cannot be replaced.")
+    created_at: datetime | None
+    current: SegmentVersionOut | None = Field(description="The newest version; null before the first refresh.")
+
+
+class SegmentDetailOut(SegmentOut):
+    versions: list[SegmentVersionOut] = Field(description="Every retained version, newest first.")
+
+
+class SegmentsOut(BaseModel):
+    segments: list[SegmentOut]
+
+
+class MembersOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "big-spenders", "version": 3,
+                                         "customer_ids": ["12347", "12352"], "next_cursor": "2"}]}
+    )
+
+    name: str
+    version: int = Field(description="The version read (the current one when 0 was asked for).")
+    customer_ids: list[str]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last one.")
+
+
+class CustomerSegmentOut(BaseModel):
+    name: str
+    version: int = Field(description="The segment's current version, which holds the customer.")
+
+
+class CustomerSegmentsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"customer_id": "17850",
+                                         "segments": [{"name": "rfm_champions", "version": 4}]}]}
+    )
+
+    customer_id: str
+    segments: list[CustomerSegmentOut]
+
+
+class SyncOut(BaseModel):
+    received: int = Field(description="Portraits received from profile in this sync.")
+    portraits: int = Field(description="Portraits in the segment service's cache afterwards.")
+    seconds: float

@@ -12,7 +12,7 @@ from services.profile.domain import Event, EventType
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 # Nothing in e-commerce predates this; older stamps are unit mistakes (seconds vs milliseconds).
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
-MAX_LINES = 500
+MAX_LINES = 2000  # the gateway's MAX_LINES_PER_EVENT: one order, one event
 MAX_QUANTITY = 1_000_000
 MAX_MINOR = 10**13
 ITEM_EVENTS = (EventType.VIEW, EventType.ADD_TO_CART)
