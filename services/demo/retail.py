@@ -93,7 +93,7 @@ PROVENANCE: dict[str, dict[str, str]] = {
         "order_id": "data: InvoiceNo (orders only; the data does not say which order a refund reverses)",
         "lines.sku / quantity": "data: StockCode, |Quantity|",
         "lines.unit_price_minor": "data: UnitPrice in pence (Decimal, half up)",
-        "lines.list_price_minor": "derived: the SKU's highest unit price anywhere in the data",
+        "lines.list_price_minor": "derived: the SKU's most common unit price (ties: the higher)",
         "lines.category": "derived: keyword table in services/demo/categories.py",
         "lines.brand": "empty: the data has no brand",
         "sales_channel / payment_channel": "synthetic: seeded per customer, preferred one on ~80% of orders",

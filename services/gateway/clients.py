@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -52,7 +52,7 @@ class Upstream:
 
 @dataclass
 class Upstreams:
-    """The open channels; `profile` is required, the others only when configured."""
+    """The open channels; `profile` is required, the others only when configured (`segment` None if not)."""
 
     profile: profile_pb2_grpc.ProfileServiceAsyncStub
     upstreams: dict[str, Upstream]
@@ -63,6 +63,7 @@ class Upstreams:
     erasers: dict[str, Any] = field(default_factory=dict)
     # services without an address: erasure skips them and says so
     not_deployed: list[str] = field(default_factory=list)
+    segment: segment_pb2_grpc.SegmentServiceAsyncStub | None = None
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> Upstreams:
@@ -73,12 +74,14 @@ class Upstreams:
         profile_stub = profile_pb2_grpc.ProfileServiceStub(profile.channel)
         erasers["profile"] = profile_stub.EraseCustomer
         not_deployed: list[str] = []
+        stubs: dict[str, Any] = {}
         for name, address in settings.other_upstreams().items():
             if not address:
                 not_deployed.append(name)
                 continue
             upstreams[name] = _open(name, address)
-            erasers[name] = _ERASER_STUBS[name](upstreams[name].channel).EraseCustomer
+            stubs[name] = _ERASER_STUBS[name](upstreams[name].channel)
+            erasers[name] = stubs[name].EraseCustomer
         return cls(
             profile=profile_stub,
             upstreams=upstreams,
@@ -87,6 +90,7 @@ class Upstreams:
             health_timeout_s=settings.health_timeout_s,
             erasers=erasers,
             not_deployed=not_deployed,
+            segment=stubs.get("segment"),
         )
 
     async def close(self) -> None:
@@ -104,6 +108,21 @@ class Upstreams:
         timeout = timeout_s if timeout_s is not None else self.timeout_s
         try:
             return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            raise UpstreamError(service, error.code(), error.details() or "", timeout) from None
+
+    async def stream(
+        self,
+        service: str,
+        method: Callable[..., AsyncIterable[Response]],
+        request: Any,
+        *,
+        timeout_s: float | None = None,
+    ) -> list[Response]:
+        """Reads a whole server stream under one deadline (the caller bounds its length in the request)."""
+        timeout = timeout_s if timeout_s is not None else self.timeout_s
+        try:
+            return [message async for message in method(request, timeout=timeout)]
         except grpc.aio.AioRpcError as error:
             raise UpstreamError(service, error.code(), error.details() or "", timeout) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -9,6 +10,7 @@ from typing import Any, cast
 from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2
+from marksman.segment.v1 import segment_pb2
 
 from services.common import protoenums
 from services.common.protoenums import (
@@ -27,8 +29,15 @@ from services.gateway.schemas import (
     LineIn,
     MoneyOut,
     PortraitOut,
+    PreviewOut,
     RecomputeOut,
+    RefreshOut,
+    RuleProblemOut,
+    SegmentDetailOut,
+    SegmentOut,
+    SegmentVersionOut,
     SummaryOut,
+    SyncOut,
     UpsertResultOut,
 )
 
@@ -200,3 +209,82 @@ def summary_out(s: profile_pb2.SummarizeBaseResponse) -> SummaryOut:
 
 def recompute_out(r: profile_pb2.RecomputePortraitsResponse) -> RecomputeOut:
     return RecomputeOut(customers=r.customers, seconds=r.seconds, computed_at=to_datetime(r, "computed_at"))
+
+
+# ---- segments ----
+
+_SEGMENT_KIND_PREFIX = "SEGMENT_KIND_"
+# The segment service words each rule problem "line L, column C: message" and joins them with "; ";
+# a prefix may come first: "the stored rule of 'x' no longer checks: line 1, column 5: ...".
+_PROBLEM = re.compile(r"(?:^|[:;]\s+)line (\d+), column (\d+): ")
+
+
+def segment_kind(kind: int) -> str | None:
+    """"rule" for SEGMENT_KIND_RULE; None for unspecified (or a kind this gateway does not know yet)."""
+    if kind == 0:
+        return None
+    try:
+        name = segment_pb2.SegmentKind.Name(cast(Any, kind))
+    except ValueError:
+        return None
+    return name.removeprefix(_SEGMENT_KIND_PREFIX).lower()
+
+
+def version_out(v: segment_pb2.SegmentVersion) -> SegmentVersionOut:
+    return SegmentVersionOut(version=v.number, size=v.size, portraits=v.portraits, seconds=v.seconds,
+                             created_at=to_datetime(v, "created_at"), rule=v.rule)
+
+
+def _segment_fields(s: segment_pb2.Segment) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "kind": segment_kind(s.kind),
+        "rule": s.rule,
+        "description": s.description,
+        "built_in": s.built_in,
+        "created_at": to_datetime(s, "created_at"),
+        "current": version_out(s.current) if s.HasField("current") else None,
+    }
+
+
+def segment_out(s: segment_pb2.Segment) -> SegmentOut:
+    return SegmentOut(**_segment_fields(s))
+
+
+def segment_detail_out(response: segment_pb2.GetSegmentResponse) -> SegmentDetailOut:
+    return SegmentDetailOut(**_segment_fields(response.segment), versions=[version_out(v) for v in response.versions])
+
+
+def refresh_out(name: str, response: segment_pb2.RefreshSegmentResponse) -> RefreshOut:
+    return RefreshOut(name=name, **version_out(response.version).model_dump())
+
+
+def preview_out(response: segment_pb2.PreviewRuleResponse) -> PreviewOut:
+    return PreviewOut(count=response.count, portraits=response.portraits, sample=list(response.sample_customer_ids))
+
+
+def sync_out(response: segment_pb2.SyncPortraitsResponse) -> SyncOut:
+    return SyncOut(received=response.received, portraits=response.portraits, seconds=response.seconds)
+
+
+def problems_out(problems: Iterable[segment_pb2.RuleProblem]) -> list[RuleProblemOut]:
+    return [RuleProblemOut(line=p.line, column=p.column, message=p.message) for p in problems]
+
+
+def problems_text(problems: Iterable[RuleProblemOut]) -> str:
+    """The problems worded as the segment service words them in its errors."""
+    return "; ".join(f"line {p.line}, column {p.column}: {p.message}" for p in problems)
+
+
+def parse_problems(message: str) -> list[RuleProblemOut]:
+    """The rule problems in a segment service error message; [] when it names no position.
+
+    CreateSegment and PreviewRule report a bad rule as INVALID_ARGUMENT with the problems only in the
+    message text (the proto has no structured error detail), so they are read back from it here.
+    """
+    starts = list(_PROBLEM.finditer(message))
+    problems = []
+    for index, match in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(message)
+        problems.append(RuleProblemOut(line=int(match[1]), column=int(match[2]), message=message[match.end():end]))
+    return problems

@@ -29,6 +29,13 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
+def error_example(code: int, description: str, example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry for one code with the ErrorOut body, its own description and an example body."""
+    return {
+        code: {"model": ErrorOut, "description": description, "content": {"application/json": {"example": example}}}
+    }
+
+
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra=` describing a JSON body the route reads itself, by reference to the model."""
     return {

@@ -22,16 +22,63 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from marksman.common.v1 import common_pb2 as marksman_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!marksman/segment/v1/segment.proto\x12\x13marksman.segment.v1\x1a\x1fmarksman/common/v1/common.proto2v\n\x0eSegmentService\x12\x64\n\rEraseCustomer\x12(.marksman.common.v1.EraseCustomerRequest\x1a).marksman.common.v1.EraseCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!marksman/segment/v1/segment.proto\x12\x13marksman.segment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmarksman/common/v1/common.proto\"\x90\x01\n\x0eSegmentVersion\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x11\n\tportraits\x18\x03 \x01(\x03\x12\x0f\n\x07seconds\x18\x04 \x01(\x01\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04rule\x18\x06 \x01(\t\"\xe2\x01\n\x07Segment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .marksman.segment.v1.SegmentKind\x12\x0c\n\x04rule\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08\x62uilt_in\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x07\x63urrent\x18\x07 \x01(\x0b\x32#.marksman.segment.v1.SegmentVersion\"<\n\x0bRuleProblem\x12\x0c\n\x04line\x18\x01 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"G\n\x14\x43reateSegmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"F\n\x15\x43reateSegmentResponse\x12-\n\x07segment\x18\x01 \x01(\x0b\x32\x1c.marksman.segment.v1.Segment\"#\n\x13ValidateRuleRequest\x12\x0c\n\x04rule\x18\x01 \x01(\t\"{\n\x14ValidateRuleResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x32\n\x08problems\x18\x02 \x03(\x0b\x32 .marksman.segment.v1.RuleProblem\x12\x0e\n\x06traits\x18\x03 \x03(\t\x12\x10\n\x08segments\x18\x04 \x03(\t\"7\n\x12PreviewRuleRequest\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x13\n\x0bsample_size\x18\x02 \x01(\x05\"T\n\x13PreviewRuleResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x11\n\tportraits\x18\x02 \x01(\x03\x12\x1b\n\x13sample_customer_ids\x18\x03 \x03(\t\"%\n\x15RefreshSegmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"N\n\x16RefreshSegmentResponse\x12\x34\n\x07version\x18\x01 \x01(\x0b\x32#.marksman.segment.v1.SegmentVersion\"!\n\x11GetSegmentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"z\n\x12GetSegmentResponse\x12-\n\x07segment\x18\x01 \x01(\x0b\x32\x1c.marksman.segment.v1.Segment\x12\x35\n\x08versions\x18\x02 \x03(\x0b\x32#.marksman.segment.v1.SegmentVersion\"\x15\n\x13ListSegmentsRequest\"F\n\x14ListSegmentsResponse\x12.\n\x08segments\x18\x01 \x03(\x0b\x32\x1c.marksman.segment.v1.Segment\"k\n\x14StreamMembersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\"W\n\x15StreamMembersResponse\x12\x14\n\x0c\x63ustomer_ids\x18\x01 \x03(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"2\n\x1bListCustomerSegmentsRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"0\n\x0f\x43ustomerSegment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"V\n\x1cListCustomerSegmentsResponse\x12\x36\n\x08segments\x18\x01 \x03(\x0b\x32$.marksman.segment.v1.CustomerSegment\"$\n\x14SyncPortraitsRequest\x12\x0c\n\x04\x66ull\x18\x01 \x01(\x08\"M\n\x15SyncPortraitsResponse\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x11\n\tportraits\x18\x02 \x01(\x03\x12\x0f\n\x07seconds\x18\x03 \x01(\x01*B\n\x0bSegmentKind\x12\x1c\n\x18SEGMENT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11SEGMENT_KIND_RULE\x10\x01\x32\xa3\x08\n\x0eSegmentService\x12\x66\n\rCreateSegment\x12).marksman.segment.v1.CreateSegmentRequest\x1a*.marksman.segment.v1.CreateSegmentResponse\x12\x63\n\x0cValidateRule\x12(.marksman.segment.v1.ValidateRuleRequest\x1a).marksman.segment.v1.ValidateRuleResponse\x12`\n\x0bPreviewRule\x12\'.marksman.segment.v1.PreviewRuleRequest\x1a(.marksman.segment.v1.PreviewRuleResponse\x12i\n\x0eRefreshSegment\x12*.marksman.segment.v1.RefreshSegmentRequest\x1a+.marksman.segment.v1.RefreshSegmentResponse\x12]\n\nGetSegment\x12&.marksman.segment.v1.GetSegmentRequest\x1a\'.marksman.segment.v1.GetSegmentResponse\x12\x63\n\x0cListSegments\x12(.marksman.segment.v1.ListSegmentsRequest\x1a).marksman.segment.v1.ListSegmentsResponse\x12h\n\rStreamMembers\x12).marksman.segment.v1.StreamMembersRequest\x1a*.marksman.segment.v1.StreamMembersResponse0\x01\x12{\n\x14ListCustomerSegments\x12\x30.marksman.segment.v1.ListCustomerSegmentsRequest\x1a\x31.marksman.segment.v1.ListCustomerSegmentsResponse\x12\x66\n\rSyncPortraits\x12).marksman.segment.v1.SyncPortraitsRequest\x1a*.marksman.segment.v1.SyncPortraitsResponse\x12\x64\n\rEraseCustomer\x12(.marksman.common.v1.EraseCustomerRequest\x1a).marksman.common.v1.EraseCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'marksman.segment.v1.segment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEGMENTSERVICE']._serialized_start=91
-  _globals['_SEGMENTSERVICE']._serialized_end=209
+  _globals['_SEGMENTKIND']._serialized_start=1890
+  _globals['_SEGMENTKIND']._serialized_end=1956
+  _globals['_SEGMENTVERSION']._serialized_start=125
+  _globals['_SEGMENTVERSION']._serialized_end=269
+  _globals['_SEGMENT']._serialized_start=272
+  _globals['_SEGMENT']._serialized_end=498
+  _globals['_RULEPROBLEM']._serialized_start=500
+  _globals['_RULEPROBLEM']._serialized_end=560
+  _globals['_CREATESEGMENTREQUEST']._serialized_start=562
+  _globals['_CREATESEGMENTREQUEST']._serialized_end=633
+  _globals['_CREATESEGMENTRESPONSE']._serialized_start=635
+  _globals['_CREATESEGMENTRESPONSE']._serialized_end=705
+  _globals['_VALIDATERULEREQUEST']._serialized_start=707
+  _globals['_VALIDATERULEREQUEST']._serialized_end=742
+  _globals['_VALIDATERULERESPONSE']._serialized_start=744
+  _globals['_VALIDATERULERESPONSE']._serialized_end=867
+  _globals['_PREVIEWRULEREQUEST']._serialized_start=869
+  _globals['_PREVIEWRULEREQUEST']._serialized_end=924
+  _globals['_PREVIEWRULERESPONSE']._serialized_start=926
+  _globals['_PREVIEWRULERESPONSE']._serialized_end=1010
+  _globals['_REFRESHSEGMENTREQUEST']._serialized_start=1012
+  _globals['_REFRESHSEGMENTREQUEST']._serialized_end=1049
+  _globals['_REFRESHSEGMENTRESPONSE']._serialized_start=1051
+  _globals['_REFRESHSEGMENTRESPONSE']._serialized_end=1129
+  _globals['_GETSEGMENTREQUEST']._serialized_start=1131
+  _globals['_GETSEGMENTREQUEST']._serialized_end=1164
+  _globals['_GETSEGMENTRESPONSE']._serialized_start=1166
+  _globals['_GETSEGMENTRESPONSE']._serialized_end=1288
+  _globals['_LISTSEGMENTSREQUEST']._serialized_start=1290
+  _globals['_LISTSEGMENTSREQUEST']._serialized_end=1311
+  _globals['_LISTSEGMENTSRESPONSE']._serialized_start=1313
+  _globals['_LISTSEGMENTSRESPONSE']._serialized_end=1383
+  _globals['_STREAMMEMBERSREQUEST']._serialized_start=1385
+  _globals['_STREAMMEMBERSREQUEST']._serialized_end=1492
+  _globals['_STREAMMEMBERSRESPONSE']._serialized_start=1494
+  _globals['_STREAMMEMBERSRESPONSE']._serialized_end=1581
+  _globals['_LISTCUSTOMERSEGMENTSREQUEST']._serialized_start=1583
+  _globals['_LISTCUSTOMERSEGMENTSREQUEST']._serialized_end=1633
+  _globals['_CUSTOMERSEGMENT']._serialized_start=1635
+  _globals['_CUSTOMERSEGMENT']._serialized_end=1683
+  _globals['_LISTCUSTOMERSEGMENTSRESPONSE']._serialized_start=1685
+  _globals['_LISTCUSTOMERSEGMENTSRESPONSE']._serialized_end=1771
+  _globals['_SYNCPORTRAITSREQUEST']._serialized_start=1773
+  _globals['_SYNCPORTRAITSREQUEST']._serialized_end=1809
+  _globals['_SYNCPORTRAITSRESPONSE']._serialized_start=1811
+  _globals['_SYNCPORTRAITSRESPONSE']._serialized_end=1888
+  _globals['_SEGMENTSERVICE']._serialized_start=1959
+  _globals['_SEGMENTSERVICE']._serialized_end=3018
 # @@protoc_insertion_point(module_scope)

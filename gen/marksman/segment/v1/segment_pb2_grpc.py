@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from marksman.common.v1 import common_pb2 as marksman_dot_common_dot_v1_dot_common__pb2
+from marksman.segment.v1 import segment_pb2 as marksman_dot_segment_dot_v1_dot_segment__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -34,6 +35,51 @@ class SegmentServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateSegment = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/CreateSegment',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.CreateSegmentRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.CreateSegmentResponse.FromString,
+                _registered_method=True)
+        self.ValidateRule = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/ValidateRule',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ValidateRuleRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ValidateRuleResponse.FromString,
+                _registered_method=True)
+        self.PreviewRule = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/PreviewRule',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.PreviewRuleRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.PreviewRuleResponse.FromString,
+                _registered_method=True)
+        self.RefreshSegment = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/RefreshSegment',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.RefreshSegmentRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.RefreshSegmentResponse.FromString,
+                _registered_method=True)
+        self.GetSegment = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/GetSegment',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetSegmentRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetSegmentResponse.FromString,
+                _registered_method=True)
+        self.ListSegments = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/ListSegments',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListSegmentsRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListSegmentsResponse.FromString,
+                _registered_method=True)
+        self.StreamMembers = channel.unary_stream(
+                '/marksman.segment.v1.SegmentService/StreamMembers',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.StreamMembersRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.StreamMembersResponse.FromString,
+                _registered_method=True)
+        self.ListCustomerSegments = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/ListCustomerSegments',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListCustomerSegmentsRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListCustomerSegmentsResponse.FromString,
+                _registered_method=True)
+        self.SyncPortraits = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/SyncPortraits',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.SyncPortraitsRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.SyncPortraitsResponse.FromString,
+                _registered_method=True)
         self.EraseCustomer = channel.unary_unary(
                 '/marksman.segment.v1.SegmentService/EraseCustomer',
                 request_serializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.SerializeToString,
@@ -44,8 +90,70 @@ class SegmentServiceStub:
 class SegmentServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def CreateSegment(self, request, context):
+        """Stores a new segment; its rule is checked first (unknown traits, type mismatches: INVALID_ARGUMENT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ValidateRule(self, request, context):
+        """Checks a rule without storing it; problems carry a line and column.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewRule(self, request, context):
+        """Counts the customers an unsaved rule selects now, with a sample of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshSegment(self, request, context):
+        """Evaluates a segment over every cached portrait and stores the members as a new version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSegment(self, request, context):
+        """A segment with its stored versions and their sizes, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSegments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamMembers(self, request, context):
+        """The members of one version, in pages ordered by an opaque token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCustomerSegments(self, request, context):
+        """The segments whose current version holds the customer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SyncPortraits(self, request, context):
+        """Pulls the portraits changed in profile since the stored cursor into this service's cache.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseCustomer(self, request, context):
-        """Removes what this service holds about one customer.
+        """Removes the customer from every stored version and from the portrait cache.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -54,6 +162,51 @@ class SegmentServiceServicer:
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSegment,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.CreateSegmentRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.CreateSegmentResponse.SerializeToString,
+            ),
+            'ValidateRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateRule,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ValidateRuleRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ValidateRuleResponse.SerializeToString,
+            ),
+            'PreviewRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewRule,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.PreviewRuleRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.PreviewRuleResponse.SerializeToString,
+            ),
+            'RefreshSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshSegment,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.RefreshSegmentRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.RefreshSegmentResponse.SerializeToString,
+            ),
+            'GetSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSegment,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetSegmentRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetSegmentResponse.SerializeToString,
+            ),
+            'ListSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegments,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListSegmentsRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListSegmentsResponse.SerializeToString,
+            ),
+            'StreamMembers': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMembers,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.StreamMembersRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.StreamMembersResponse.SerializeToString,
+            ),
+            'ListCustomerSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCustomerSegments,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListCustomerSegmentsRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListCustomerSegmentsResponse.SerializeToString,
+            ),
+            'SyncPortraits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncPortraits,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.SyncPortraitsRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.SyncPortraitsResponse.SerializeToString,
+            ),
             'EraseCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseCustomer,
                     request_deserializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.FromString,
@@ -69,6 +222,249 @@ def add_SegmentServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SegmentService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/CreateSegment',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.CreateSegmentRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.CreateSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/ValidateRule',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ValidateRuleRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ValidateRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/PreviewRule',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.PreviewRuleRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.PreviewRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/RefreshSegment',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.RefreshSegmentRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.RefreshSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/GetSegment',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.GetSegmentRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.GetSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/ListSegments',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ListSegmentsRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ListSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/StreamMembers',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.StreamMembersRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.StreamMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCustomerSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/ListCustomerSegments',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ListCustomerSegmentsRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ListCustomerSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncPortraits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/SyncPortraits',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.SyncPortraitsRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.SyncPortraitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def EraseCustomer(request,
