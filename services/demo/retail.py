@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from services.demo.categories import category_for
+from services.profile.regions import default_time_zone
 
 JSONDict = dict[str, Any]
 
@@ -31,53 +32,13 @@ CONSENT_RATES: tuple[tuple[str, float], ...] = (("email", 0.70), ("sms", 0.40), 
 # Country as spelled in the data -> IANA zone. Countries spanning several zones get the zone of
 # their largest commercial centre; "Unspecified" falls back to the retailer's own (UK) zone and
 # "European Community" to Brussels. Unknown countries get DEFAULT_TIME_ZONE.
-COUNTRY_TIME_ZONES: dict[str, str] = {
-    "Australia": "Australia/Sydney",
-    "Austria": "Europe/Vienna",
-    "Bahrain": "Asia/Bahrain",
-    "Belgium": "Europe/Brussels",
-    "Brazil": "America/Sao_Paulo",
-    "Canada": "America/Toronto",
-    "Channel Islands": "Europe/Jersey",
-    "Cyprus": "Asia/Nicosia",
-    "Czech Republic": "Europe/Prague",
-    "Denmark": "Europe/Copenhagen",
-    "EIRE": "Europe/Dublin",
-    "European Community": "Europe/Brussels",
-    "Finland": "Europe/Helsinki",
-    "France": "Europe/Paris",
-    "Germany": "Europe/Berlin",
-    "Greece": "Europe/Athens",
-    "Hong Kong": "Asia/Hong_Kong",
-    "Iceland": "Atlantic/Reykjavik",
-    "Israel": "Asia/Jerusalem",
-    "Italy": "Europe/Rome",
-    "Japan": "Asia/Tokyo",
-    "Lebanon": "Asia/Beirut",
-    "Lithuania": "Europe/Vilnius",
-    "Malta": "Europe/Malta",
-    "Netherlands": "Europe/Amsterdam",
-    "Norway": "Europe/Oslo",
-    "Poland": "Europe/Warsaw",
-    "Portugal": "Europe/Lisbon",
-    "RSA": "Africa/Johannesburg",
-    "Saudi Arabia": "Asia/Riyadh",
-    "Singapore": "Asia/Singapore",
-    "Spain": "Europe/Madrid",
-    "Sweden": "Europe/Stockholm",
-    "Switzerland": "Europe/Zurich",
-    "USA": "America/New_York",
-    "United Arab Emirates": "Asia/Dubai",
-    "United Kingdom": "Europe/London",
-    "Unspecified": "Europe/London",
-}
 
 # Where every output field comes from; the demo prints this so nobody mistakes synthetic values for data.
 PROVENANCE: dict[str, dict[str, str]] = {
     "customers": {
         "customer_id": "data: CustomerID",
         "region": "data: the customer's most frequent Country",
-        "time_zone": "derived: COUNTRY_TIME_ZONES[region]",
+        "time_zone": "derived: the region's zone from tzdata (services/profile/regions.py), else Europe/London",
         "signup_at": "derived: the customer's first invoice time",
         "name": "synthetic: 'Customer <id>'",
         "email": "synthetic: c<id>@example.invalid",
@@ -228,7 +189,7 @@ def to_customers(frame: pd.DataFrame, seed: int = DEFAULT_SEED) -> list[JSONDict
                 "phone": profile.phone,
                 "push_token": f"synthetic-push-{customer_id}" if push_granted else "",
                 "region": country,
-                "time_zone": COUNTRY_TIME_ZONES.get(country, DEFAULT_TIME_ZONE),
+                "time_zone": default_time_zone(country) or DEFAULT_TIME_ZONE,
                 "signup_at": changed_at,
                 "consents": consents,
             }

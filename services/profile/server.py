@@ -27,6 +27,7 @@ from services.profile.domain import (
     SalesChannel,
 )
 from services.profile.portraits import PortraitKeeper
+from services.profile.regions import default_time_zone
 from services.profile.store import IngestOutcome, ProfileStore, Status, StoredPortrait
 from services.profile.validation import event_problem
 
@@ -235,7 +236,8 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             phone=message.phone,
             push_token=message.push_token,
             region=message.region,
-            time_zone=message.time_zone,
+            # DESIGN.md section 8: a customer's zone defaults from their region (quiet hours use it).
+            time_zone=message.time_zone or default_time_zone(message.region),
             signup_at=_dt(message.signup_at) if message.HasField("signup_at") else None,
             consents=[consent_from_proto(c, now) for c in message.consents],
         )

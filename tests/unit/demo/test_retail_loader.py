@@ -246,10 +246,13 @@ def test_seeded_generator_is_stable(small: pd.DataFrame) -> None:
     assert others != [retail.synthetic_profile(str(n), 7) for n in range(12000, 12050)]
 
 
-def test_time_zone_table_covers_the_data_with_real_zones() -> None:
-    for zone in {*retail.COUNTRY_TIME_ZONES.values(), retail.DEFAULT_TIME_ZONE}:
+def test_every_country_of_the_data_gets_a_real_zone(real: pd.DataFrame) -> None:
+    zones = {c["region"]: c["time_zone"] for c in retail.to_customers(real)}
+    assert len(zones) >= 30
+    for zone in zones.values():
         ZoneInfo(zone)
-    assert len(retail.COUNTRY_TIME_ZONES) == 38
+    assert zones["United Kingdom"] == "Europe/London" and zones["EIRE"] == "Europe/Dublin"
+    assert zones["USA"] == "America/New_York" and zones["Australia"] == "Australia/Sydney"
 
 
 def test_clock_and_hand_check(small: pd.DataFrame) -> None:
