@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
-from marksman.segment.v1 import segment_pb2_grpc
+from marksman.segment.v1 import segment_pb2, segment_pb2_grpc
 
 from services.gateway.clients import SERVICE_NAMES
 
@@ -133,9 +135,175 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
         return common_pb2.EraseCustomerResponse(erased=existed, records_deleted=3 if existed else 0)
 
 
+# The fake segment service's portraits: c-1 ... c-25; every valid rule selects all of them (the gateway only
+# passes rules through, so what a rule means does not matter here, only how its answers travel).
+SEGMENT_CUSTOMERS = [f"c-{n}" for n in range(1, 26)]
+SEGMENT_TRAITS = {"recency_days", "frequency", "monetary", "lifecycle", "top_categories", "price_sensitivity",
+                  "preferred_payment", "rfm_segment", "region"}
+_RULE_WORDS = {"and", "or", "not", "in", "true", "false"}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_QUOTED = re.compile(r'"[^"]*"')
+_SEGMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def rule_problems(rule: str) -> list[segment_pb2.RuleProblem]:
+    """Unknown traits (with a did-you-mean) at their 1-based line and column, as the real service words them."""
+    if not rule.strip():
+        return [segment_pb2.RuleProblem(line=1, column=1, message="the rule is empty")]
+    problems = []
+    for number, line in enumerate(rule.split("\n"), start=1):
+        blanked = _QUOTED.sub(lambda m: " " * len(m[0]), line)
+        for match in _IDENTIFIER.finditer(blanked):
+            word = match[0]
+            if word in SEGMENT_TRAITS or word in _RULE_WORDS or blanked[match.end():].lstrip().startswith("("):
+                continue
+            close = difflib.get_close_matches(word, sorted(SEGMENT_TRAITS), n=1)
+            hint = f" — did you mean '{close[0]}'?" if close else ""
+            problems.append(segment_pb2.RuleProblem(line=number, column=match.start() + 1,
+                                                    message=f"unknown trait '{word}'{hint}"))
+    return problems
+
+
 class FakeSegment(segment_pb2_grpc.SegmentServiceServicer):
+    """Segments in memory, with numbered versions of member lists; records deadlines and requests."""
+
+    def __init__(self) -> None:
+        self.segments: dict[str, segment_pb2.Segment] = {}
+        # name -> versions oldest first, each with its members
+        self.versions: dict[str, list[tuple[segment_pb2.SegmentVersion, list[str]]]] = {}
+        self.portraits = list(SEGMENT_CUSTOMERS)
+        self.erased: list[str] = []
+        self.sync_requests: list[bool] = []
+        self.member_requests: list[segment_pb2.StreamMembersRequest] = []
+        # method name -> seconds left of the call's deadline (None: no deadline)
+        self.deadlines: dict[str, float | None] = {}
+        champions = segment_pb2.Segment(name="rfm_champions", kind=segment_pb2.SEGMENT_KIND_RULE,
+                                        rule='rfm_segment == "champions"', description="RFM: champions",
+                                        built_in=True, created_at=ts(NOW))
+        self.segments[champions.name] = champions
+        self.versions[champions.name] = []
+
+    def _seen(self, method: str, context: Any) -> None:
+        self.deadlines[method] = context.time_remaining()
+
+    def _check(self, rule: str, context: Any) -> None:
+        problems = rule_problems(rule)
+        if problems:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "; ".join(f"line {p.line}, column {p.column}: {p.message}" for p in problems))
+
+    def _segment(self, name: str, context: Any) -> segment_pb2.Segment:
+        if name not in self.segments:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"there is no segment named '{name}'")
+        return self.segments[name]
+
+    def CreateSegment(self, request: Any, context: Any) -> Any:
+        self._seen("CreateSegment", context)
+        self._check(request.rule, context)
+        if not _SEGMENT_NAME.match(request.name):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad segment name {request.name!r}")
+        if request.name in self.segments:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, f"a segment named '{request.name}' exists")
+        segment = segment_pb2.Segment(name=request.name, kind=segment_pb2.SEGMENT_KIND_RULE, rule=request.rule,
+                                      description=request.description, created_at=ts(NOW))
+        self.segments[request.name] = segment
+        self.versions[request.name] = []
+        return segment_pb2.CreateSegmentResponse(segment=segment)
+
+    def ValidateRule(self, request: Any, context: Any) -> Any:
+        self._seen("ValidateRule", context)
+        problems = rule_problems(request.rule)
+        if problems:
+            return segment_pb2.ValidateRuleResponse(valid=False, problems=problems)
+        traits = sorted({m[0] for m in _IDENTIFIER.finditer(_QUOTED.sub("", request.rule))} & SEGMENT_TRAITS)
+        return segment_pb2.ValidateRuleResponse(valid=True, traits=traits)
+
+    def PreviewRule(self, request: Any, context: Any) -> Any:
+        self._seen("PreviewRule", context)
+        if not 0 <= request.sample_size <= 1000:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "sample_size must be between 0 and 1000")
+        self._check(request.rule, context)
+        sample = sorted(self.portraits)[: request.sample_size or 10]
+        return segment_pb2.PreviewRuleResponse(count=len(self.portraits), portraits=len(self.portraits),
+                                               sample_customer_ids=sample)
+
+    def RefreshSegment(self, request: Any, context: Any) -> Any:
+        self._seen("RefreshSegment", context)
+        segment = self._segment(request.name, context)
+        if segment.rule == "broken":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"the stored rule of '{request.name}' no longer checks: line 1, column 1: unknown trait "
+                          "'broken'")
+        history = self.versions[request.name]
+        members = sorted(self.portraits)
+        version = segment_pb2.SegmentVersion(number=len(history) + 1, size=len(members),
+                                             portraits=len(self.portraits), seconds=0.05, created_at=ts(NOW),
+                                             rule=segment.rule)
+        history.append((version, members))
+        segment.current.CopyFrom(version)
+        return segment_pb2.RefreshSegmentResponse(version=version)
+
+    def GetSegment(self, request: Any, context: Any) -> Any:
+        self._seen("GetSegment", context)
+        segment = self._segment(request.name, context)
+        versions = [v for v, _ in reversed(self.versions[request.name])]
+        return segment_pb2.GetSegmentResponse(segment=segment, versions=versions)
+
+    def ListSegments(self, request: Any, context: Any) -> Any:
+        self._seen("ListSegments", context)
+        return segment_pb2.ListSegmentsResponse(segments=[self.segments[n] for n in sorted(self.segments)])
+
+    def StreamMembers(self, request: Any, context: Any) -> Any:
+        self._seen("StreamMembers", context)
+        self.member_requests.append(request)
+        segment = self._segment(request.name, context)
+        if request.page_token and not request.page_token.isdigit():
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not a token this service gave out")
+        history = self.versions[request.name]
+        if request.version == 0 and not segment.HasField("current"):
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"segment '{request.name}' has no version yet; refresh it first")
+        number = request.version or segment.current.number
+        if not 1 <= number <= len(history):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"segment '{request.name}' has no version {number}")
+        members = history[number - 1][1]
+        size, start = request.page_size or 1000, int(request.page_token or 0)
+        end = len(members) if not request.limit else min(len(members), start + request.limit)
+        while True:
+            stop = min(start + size, end)
+            more = stop < len(members)
+            yield segment_pb2.StreamMembersResponse(customer_ids=members[start:stop], version=number,
+                                                    next_page_token=str(stop) if more else "")
+            start = stop
+            if start >= end:
+                return
+
+    def ListCustomerSegments(self, request: Any, context: Any) -> Any:
+        self._seen("ListCustomerSegments", context)
+        held = [segment_pb2.CustomerSegment(name=name, version=history[-1][0].number)
+                for name, history in sorted(self.versions.items())
+                if history and request.customer_id in history[-1][1]]
+        return segment_pb2.ListCustomerSegmentsResponse(segments=held)
+
+    def SyncPortraits(self, request: Any, context: Any) -> Any:
+        self._seen("SyncPortraits", context)
+        self.sync_requests.append(request.full)
+        return segment_pb2.SyncPortraitsResponse(received=len(self.portraits) if request.full else 3,
+                                                 portraits=len(self.portraits), seconds=0.5)
+
     def EraseCustomer(self, request: Any, context: Any) -> Any:
-        return common_pb2.EraseCustomerResponse(erased=True, records_deleted=7)
+        self._seen("EraseCustomer", context)
+        self.erased.append(request.customer_id)
+        deleted = 0
+        for history in self.versions.values():
+            for _, members in history:
+                if request.customer_id in members:
+                    members.remove(request.customer_id)
+                    deleted += 1
+        if request.customer_id in self.portraits:
+            self.portraits.remove(request.customer_id)
+            deleted += 1
+        return common_pb2.EraseCustomerResponse(erased=deleted > 0, records_deleted=deleted)
 
 
 @dataclass
@@ -144,6 +312,7 @@ class FakeServer:
     port: int
     profile: FakeProfile
     health: health.HealthServicer
+    segment: FakeSegment
     stopped: bool = field(default=False)
 
     @property
@@ -161,14 +330,15 @@ def start_fake_server() -> FakeServer:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     fake = FakeProfile()
     profile_pb2_grpc.add_ProfileServiceServicer_to_server(fake, server)
-    segment_pb2_grpc.add_SegmentServiceServicer_to_server(FakeSegment(), server)
+    segments = FakeSegment()
+    segment_pb2_grpc.add_SegmentServiceServicer_to_server(segments, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAMES["profile"], SERVICE_NAMES["segment"]):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    return FakeServer(server, port, fake, health_servicer)
+    return FakeServer(server, port, fake, health_servicer, segments)
 
 
 def bearer(key: str) -> dict[str, str]:
