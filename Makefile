@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint proto bench-ingest clean
+.PHONY: setup run test lint proto bench-ingest bench-segment clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ proto: setup
 
 bench-ingest: setup
 	$(BIN)/python bench/ingest.py
+
+bench-segment: setup
+	$(BIN)/python bench/segment.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

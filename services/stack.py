@@ -16,8 +16,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # The gRPC services that exist today, in start order; each issue that adds a service adds it here.
-GRPC_SERVICES = ("profile",)
-DEFAULT_PORTS = {"profile": (50051, 9101), "gateway": (8080, 8080)}
+GRPC_SERVICES = ("profile", "segment")
+DEFAULT_PORTS = {"profile": (50051, 9101), "segment": (50052, 9102), "gateway": (8080, 8080)}
 KEYS_FILE = "api-keys.txt"
 
 
@@ -61,6 +61,7 @@ class Stack:
             environ[prefix + "METRICS_PORT"] = str(metrics_port)
             environ[prefix + "DATA_DIR"] = str(self.data_dir)
             environ["MARKSMAN_GATEWAY_" + name.upper() + "_ADDR"] = f"{self.host}:{grpc_port}"
+        environ["MARKSMAN_SEGMENT_PROFILE_ADDR"] = self.grpc_address("profile")
         environ["MARKSMAN_GATEWAY_HOST"] = self.host
         environ["MARKSMAN_GATEWAY_PORT"] = str(self.ports["gateway"][0])
         environ["MARKSMAN_GATEWAY_DATA_DIR"] = str(self.data_dir)
@@ -152,8 +153,12 @@ class Stack:
                 keys[name.strip()] = value.strip()
         return keys
 
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM in reverse start order (gateway first), SIGKILL what is still running after `grace`."""
+    def stop(self, grace: float = 10.0) -> dict[str, int]:
+        """SIGTERM in reverse start order (gateway first), SIGKILL what is still running after `grace`.
+
+        Returns each process's exit code (0 for a clean stop).
+        """
+        codes: dict[str, int] = {}
         for process in reversed(self.processes):
             if process.popen.poll() is None:
                 process.popen.send_signal(signal.SIGTERM)
@@ -164,7 +169,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.popen.kill()
                 process.popen.wait()
+            codes[process.name] = process.popen.returncode
         self.processes.clear()
+        return codes
 
     def __enter__(self) -> Stack:
         self.start()

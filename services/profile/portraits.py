@@ -109,14 +109,14 @@ class Updater(threading.Thread):
         self.max_lag_s = max_lag_s
         self.quiet_s = quiet_s
         self._last_write = 0.0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def wake(self) -> None:
         """Called on every write: marks the service busy (the updater yields while it is)."""
         self._last_write = time.monotonic()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout)
 
     def _busy(self) -> bool:
@@ -128,7 +128,7 @@ class Updater(threading.Thread):
 
     def run(self) -> None:
         last_recompute = time.monotonic() if self.keeper.base().rfm.frequency else 0.0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 # Until the base has RFM edges (a new or just-loaded store), retry the batch often.
                 interval = self.recompute_interval_s
@@ -141,11 +141,11 @@ class Updater(threading.Thread):
                     if self._lagging():
                         self.keeper.refresh_dirty(self.batch_size)
                 else:
-                    while (not self._stop.is_set() and not self._busy()
+                    while (not self._halt.is_set() and not self._busy()
                            and self.keeper.refresh_dirty(self.batch_size) == self.batch_size):
                         pass
                     # Counting is a scan: only when idle, where the table is (nearly) empty.
                     PENDING.set(self.keeper.store.pending_count())
             except Exception:  # the loop must survive a bad batch; the error is logged with its trace
                 log.exception("portrait update failed")
-            self._stop.wait(self.interval_s)
+            self._halt.wait(self.interval_s)

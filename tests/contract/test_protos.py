@@ -21,10 +21,10 @@ FILES: list[FileDescriptor] = [
 # Service -> the servicer class that implements it.
 IMPLEMENTED = {
     "marksman.profile.v1.ProfileService": "services.profile.server:ProfileServicer",
+    "marksman.segment.v1.SegmentService": "services.segment.server:SegmentServicer",
 }
 # Services whose contract exists but whose server lands with its own issue.
 PLANNED = {
-    "marksman.segment.v1.SegmentService": "issue #3",
     "marksman.recommend.v1.RecommendService": "issue #4",
     "marksman.campaign.v1.CampaignService": "issue #5",
 }

@@ -1,0 +1,1 @@
+"""The segment service: rule segments over portraits, stored as numbered membership versions."""

@@ -1,0 +1,6 @@
+"""Alembic environment of the segment service."""
+
+from services.common.alembic_env import run
+from services.segment.models import metadata
+
+run(metadata)
