@@ -122,7 +122,7 @@ def bulk_insert(
     compiled = statement.compile(dialect=dialect, column_keys=names)
     order = list(compiled.positiontup or []) if compiled.positional else names
     source = [names.index(name) for name in order]
-    converters = [(position, convert) for position, name in enumerate(order)
+    converters = [(position, _repeat_aware(convert)) for position, name in enumerate(order)
                   if (convert := _bind_processor(table.c[name].type, dialect)) is not None]
     params: list[Any] = []
     for row in tuples:
@@ -131,6 +131,18 @@ def bulk_insert(
             values[position] = convert(values[position])
         params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
     conn.exec_driver_sql(compiled.string, params)
+
+
+def _repeat_aware(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The converter, remembering its last answer: a batch repeats values (every row's stored_at)."""
+    last: list[Any] = [object(), None]
+
+    def converted(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, convert(value)
+        return last[1]
+
+    return converted
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:

@@ -7,12 +7,22 @@ from typing import Any
 
 import orjson
 from marksman.profile.v1 import profile_pb2
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.gateway.errors import ApiError
 from services.gateway.schemas import MAX_BATCH_EVENTS, EventIn
 
 EVENT = TypeAdapter(EventIn)
+
+
+class _WholeBatch(BaseModel):
+    """The body when every event is valid: checked in one pass over the raw bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(max_length=MAX_BATCH_EVENTS)
+
+
+WHOLE_BATCH = TypeAdapter(_WholeBatch)
 UPSTREAM_REASON = "upstream"
 MAX_ERRORS_SHOWN = 3
 _STATUS = {
@@ -81,6 +91,20 @@ def describe(error: ValidationError) -> tuple[str, str]:
 def _event_id(raw: Any) -> str | None:
     value = raw.get("event_id") if isinstance(raw, dict) else None
     return value[:128] if isinstance(value, str) else None
+
+
+def check(body: bytes) -> Batch:
+    """The batch checked event by event, with a fast path for the usual case of no bad event.
+
+    pydantic validates the raw bytes in one call (its own JSON parser, no intermediate Python
+    objects): about a quarter less CPU than parsing with orjson and validating each event. Any
+    problem at all sends the body down the event-by-event path, which words every error.
+    """
+    try:
+        events = WHOLE_BATCH.validate_json(body).events
+    except ValueError:  # ValidationError included
+        return validate(parse(body))
+    return Batch(valid=events, positions=list(range(len(events))), results=[None] * len(events))
 
 
 def validate(raw_events: list[Any]) -> Batch:

@@ -21,7 +21,7 @@ OFFLOAD_ABOVE_BYTES = 32 * 1024
 
 def prepare(body: bytes) -> tuple[batch.Batch, profile_pb2.IngestEventsRequest]:
     """Parses and validates the batch and builds profile's request from the valid events."""
-    checked = batch.validate(batch.parse(body))
+    checked = batch.check(body)
     return checked, convert.events_request(checked.valid)
 
 
