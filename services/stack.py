@@ -17,7 +17,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # The gRPC services that exist today, in start order; each issue that adds a service adds it here.
 GRPC_SERVICES = ("profile", "segment")
-DEFAULT_PORTS = {"profile": (50051, 9101), "segment": (50052, 9102), "gateway": (8080, 8080)}
+# Extra processes of a service: they serve the same database, and the gateway spreads calls over
+# all of them (round robin). Profile's ingest is CPU-bound in one interpreter; a second process
+# lets both cores work (bench/ingest.py measures it).
+REPLICAS = {"profile": 2}
+DEFAULT_PORTS = {"profile": (50051, 9101), "profile-2": (50061, 9111), "segment": (50052, 9102),
+                 "gateway": (8080, 8080)}
 KEYS_FILE = "api-keys.txt"
 
 
@@ -60,7 +65,7 @@ class Stack:
             environ[prefix + "GRPC_PORT"] = str(grpc_port)
             environ[prefix + "METRICS_PORT"] = str(metrics_port)
             environ[prefix + "DATA_DIR"] = str(self.data_dir)
-            environ["MARKSMAN_GATEWAY_" + name.upper() + "_ADDR"] = f"{self.host}:{grpc_port}"
+            environ["MARKSMAN_GATEWAY_" + name.upper() + "_ADDR"] = self.target(name)
         environ["MARKSMAN_SEGMENT_PROFILE_ADDR"] = self.grpc_address("profile")
         environ["MARKSMAN_GATEWAY_HOST"] = self.host
         environ["MARKSMAN_GATEWAY_PORT"] = str(self.ports["gateway"][0])
@@ -75,6 +80,14 @@ class Stack:
     def grpc_address(self, name: str) -> str:
         return f"{self.host}:{self.ports[name][0]}"
 
+    def replica_names(self, name: str) -> list[str]:
+        return [name] + [f"{name}-{n}" for n in range(2, REPLICAS.get(name, 1) + 1)]
+
+    def target(self, name: str) -> str:
+        """The gRPC target of every process of a service ("ipv4:h:p1,h:p2" when there are several)."""
+        addresses = [self.grpc_address(replica) for replica in self.replica_names(name)]
+        return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+
     def metrics_url(self, name: str) -> str:
         if name == "gateway":
             return self.gateway_url + "/metrics"
@@ -84,24 +97,36 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
         for name in (*GRPC_SERVICES, "gateway"):
-            self.ports[name] = self._ports(name)
+            for replica in self.replica_names(name):
+                self.ports[replica] = self._ports(replica)
         environ = self._environment()
         try:
             for name in GRPC_SERVICES:
                 self._spawn(name, environ)
             for name in GRPC_SERVICES:
+                # Replicas start once the first process has applied the migrations.
                 self._wait_grpc(name, timeout)
+                for replica in self.replica_names(name)[1:]:
+                    self._spawn(replica, self._replica_environment(environ, name, replica), module=name)
+                    self._wait_grpc(replica, timeout)
             self._spawn("gateway", environ)
             self._wait_http(timeout)
         except BaseException:
             self.stop()
             raise
 
-    def _spawn(self, name: str, environ: dict[str, str]) -> None:
+    def _replica_environment(self, environ: dict[str, str], name: str, replica: str) -> dict[str, str]:
+        prefix = f"MARKSMAN_{name.upper()}_"
+        grpc_port, metrics_port = self.ports[replica]
+        # One process per service runs the background work (profile's portrait updater).
+        return {**environ, prefix + "GRPC_PORT": str(grpc_port), prefix + "METRICS_PORT": str(metrics_port),
+                prefix + "BACKGROUND_WORK": "false"}
+
+    def _spawn(self, name: str, environ: dict[str, str], module: str | None = None) -> None:
         log_path = self.data_dir / "logs" / f"{name}.log"
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
+                [sys.executable, "-m", f"services.{module or name}"],
                 env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.processes.append(Process(name, popen, log_path))

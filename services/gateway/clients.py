@@ -25,6 +25,9 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    # Spread calls over every address of a target ("ipv4:host:p1,host:p2", or a DNS name with
+    # several records): replicas of a service then share the work call by call.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 # The full proto service names, as registered with each server's health servicer.
 SERVICE_NAMES = {

@@ -22,14 +22,16 @@ def main() -> None:
     updater = Updater(keeper, interval_s=settings.update_interval_s, batch_size=settings.update_batch_size,
                       recompute_interval_s=settings.recompute_interval_s, max_lag_s=settings.update_max_lag_s)
     servicer = ProfileServicer(store, keeper, clock.now, on_ingest=updater.wake)
-    updater.start()
+    if settings.background_work:
+        updater.start()
     gctune.tune()
     serve(
         "profile",
         [Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server, servicer,
                       profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name)],
         host=settings.host, port=settings.grpc_port, metrics_port=settings.metrics_port,
-        workers=settings.grpc_workers, grace=settings.shutdown_grace_s, on_stop=updater.stop,
+        workers=settings.grpc_workers, grace=settings.shutdown_grace_s,
+        on_stop=updater.stop if settings.background_work else None,
     )
 
 

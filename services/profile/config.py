@@ -17,6 +17,8 @@ class ProfileSettings(ServiceSettings):
     # How often the updater looks for customers whose portrait is stale, in seconds.
     update_interval_s: float = Field(default=0.2, gt=0)
     update_batch_size: int = Field(default=2000, ge=1)
+    # False on extra replicas: one process per database keeps portraits current.
+    background_work: bool = True
     # Under a steady stream of writes, portraits may trail their events by about this much.
     update_max_lag_s: float = Field(default=5.0, gt=0)
     # Full recompute of base-relative values (RFM edges, price percentiles); 0 disables the schedule.

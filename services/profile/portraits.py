@@ -120,7 +120,11 @@ class Updater(threading.Thread):
         self.join(timeout)
 
     def _busy(self) -> bool:
-        return time.monotonic() - self._last_write < self.quiet_s
+        """Writes arrived within `quiet_s`, here or in another process of the same database."""
+        if time.monotonic() - self._last_write < self.quiet_s:
+            return True
+        newest = self.keeper.store.newest_pending_ns()
+        return newest is not None and (time.time_ns() - newest) / 1e9 < self.quiet_s
 
     def _lagging(self) -> bool:
         oldest = self.keeper.store.oldest_pending_ns()

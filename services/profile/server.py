@@ -263,7 +263,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
                 rejected[index] = IngestOutcome(index, message.event_id, Status.REJECTED, problem or "")
             else:
                 valid.append((index, event))
-        stored = {o.index: o for o in self.store.ingest(valid, now)} if valid else {}
+        stored = {o.position: o for o in self.store.ingest(valid, now)} if valid else {}
         if stored:
             self.on_ingest()
         return [rejected.get(i) or stored[i] for i in range(len(rejected) + len(valid))]
@@ -274,7 +274,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         results = []
         for o in outcomes:
             counts[o.status] += 1
-            results.append(profile_pb2.IngestResult(event_id=o.event_id, status=_STATUS[o.status], reason=o.reason, index=o.index))
+            results.append(profile_pb2.IngestResult(event_id=o.event_id, status=_STATUS[o.status], reason=o.reason, index=o.position))
         return profile_pb2.IngestEventsResponse(
             results=results, accepted=counts[Status.ACCEPTED], duplicates=counts[Status.DUPLICATE],
             rejected=counts[Status.REJECTED])
@@ -286,7 +286,7 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         outcomes: list[IngestOutcome] = []
         for batch in request_iterator:
             offset = len(outcomes)
-            outcomes.extend(IngestOutcome(o.index + offset, o.event_id, o.status, o.reason) for o in self._ingest(batch.events))
+            outcomes.extend(IngestOutcome(o.position + offset, o.event_id, o.status, o.reason) for o in self._ingest(batch.events))
         return self._response(outcomes)
 
     def MergeIdentity(self, request: profile_pb2.MergeIdentityRequest, context: grpc.ServicerContext) -> profile_pb2.MergeIdentityResponse:

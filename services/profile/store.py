@@ -74,7 +74,7 @@ class Status:
 class IngestOutcome(NamedTuple):
     """One event's result (a tuple: ingest makes a thousand of these per batch)."""
 
-    index: int
+    position: int  # in the batch (a NamedTuple cannot name a field "index")
     event_id: str
     status: str
     reason: str = ""
@@ -499,6 +499,11 @@ class ProfileStore:
     def pending_count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count(dirty_t.c.customer_key.distinct()))).scalar_one())
+
+    def newest_pending_ns(self) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(dirty_t.c.marked))).scalar()
+            return int(value) if value is not None else None
 
     def oldest_pending_ns(self) -> int | None:
         with self.engine.connect() as conn:
