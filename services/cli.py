@@ -21,7 +21,8 @@ def _print_stack(stack: Stack) -> None:
     print("Marksman is up:")
     print(f"  gateway     {stack.gateway_url}   (OpenAPI docs: {stack.gateway_url}/docs)")
     for name in GRPC_SERVICES:
-        print(f"  {name:<11} grpc {stack.grpc_address(name)}   metrics {stack.metrics_url(name)}")
+        for replica in stack.replica_names(name):
+            print(f"  {replica:<11} grpc {stack.grpc_address(replica)}   metrics {stack.metrics_url(replica)}")
     print(f"  admin key   {keys.get('admin', '?')}")
     print(f"  platform key {keys.get('platform', '?')}")
     print(f"  keys file   {stack.data_dir / 'api-keys.txt'}   logs {stack.data_dir / 'logs'}/")
