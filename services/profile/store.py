@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import threading
 import time
 from collections import defaultdict
@@ -21,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common.db import bulk_insert, member_of, transaction
 from services.common.migrate import upgrade_to_head
+from services.common.tombstones import TombstoneHasher
 from services.profile.domain import (
     BaseStats,
     Consent,
@@ -215,7 +214,7 @@ class ProfileStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._salt: bytes | None = None
+        self._tombstones = TombstoneHasher(meta_t)
         # customer id -> key: ids never change keys except through erasure, which drops the entry
         # here; another replica's erasure is caught by the events' foreign key (the insert fails
         # and is retried without the cache).
@@ -237,17 +236,8 @@ class ProfileStore:
 
     # ---- tombstones ----
 
-    def _salt_bytes(self, conn: Connection) -> bytes:
-        if self._salt is None:
-            value = conn.execute(select(meta_t.c.value).where(meta_t.c.key == "tombstone_salt")).scalar()
-            if value is None:
-                conn.execute(self._insert_ignore(meta_t), [{"key": "tombstone_salt", "value": secrets.token_hex(32)}])
-                value = conn.execute(select(meta_t.c.value).where(meta_t.c.key == "tombstone_salt")).scalar_one()
-            self._salt = bytes.fromhex(value)
-        return self._salt
-
     def _id_hash(self, conn: Connection, customer_id: str) -> str:
-        return hashlib.sha256(self._salt_bytes(conn) + customer_id.encode()).hexdigest()
+        return self._tombstones.hash(conn, customer_id)
 
     def _tombstoned(self, conn: Connection, customer_ids: Sequence[str]) -> set[str]:
         if not customer_ids or conn.execute(select(func.count()).select_from(tombstones_t)).scalar_one() == 0:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import operator
-import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common.db import transaction
 from services.common.errors import AlreadyExists, FailedPrecondition
 from services.common.migrate import upgrade_to_head
+from services.common.tombstones import TombstoneHasher
 from services.segment.frame import COLUMNS
 from services.segment.models import MemberRow, MetaRow, PortraitRow, SegmentRow, TombstoneRow, VersionRow
 from services.segment.traits import ID_COLUMN, KEY_COLUMN
@@ -34,7 +33,6 @@ MEMBER_CHUNK = 250_000
 CURSOR_KEY = "portrait_cursor"
 # Segment kinds as stored; predictive audiences will add theirs.
 KIND_RULE = "rule"
-SALT_KEY = "tombstone_salt"
 
 portraits_t = PortraitRow.__table__  # type: ignore[attr-defined]
 segments_t = SegmentRow.__table__  # type: ignore[attr-defined]
@@ -101,7 +99,7 @@ class SegmentStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._salt: bytes | None = None
+        self._tombstones = TombstoneHasher(meta_t)
 
     def migrate(self) -> None:
         upgrade_to_head(MIGRATIONS, self.engine)
@@ -132,14 +130,7 @@ class SegmentStore:
     # ---- tombstones ----
 
     def _id_hash(self, conn: Connection, customer_id: str) -> str:
-        if self._salt is None:
-            value = self._meta(conn, SALT_KEY)
-            if value is None:
-                conn.execute((postgresql if self._postgres else sqlite).insert(meta_t).on_conflict_do_nothing(),
-                             [{"key": SALT_KEY, "value": secrets.token_hex(32)}])
-                value = self._meta(conn, SALT_KEY)
-            self._salt = bytes.fromhex(str(value))
-        return hashlib.sha256(self._salt + customer_id.encode()).hexdigest()
+        return self._tombstones.hash(conn, customer_id)
 
     def _erased_before(self, conn: Connection, records: Sequence[Mapping[str, Any]]) -> set[str]:
         """Ids of records computed no later than their customer's erasure (a sync that raced the erasure)."""
