@@ -123,17 +123,17 @@ def bulk_insert(
     *,
     columns: Sequence[str] | None = None,
     skip_existing: bool = False,
-) -> None:
+) -> int:
     """Inserts many rows with one driver-level executemany (the bulk path for events and deliveries).
 
     Rows are mappings, or tuples in the order of `columns`. The statement is compiled once and
     each value goes through the column type's own bind processor, so stored values are exactly
     what a Core insert() would store, without Core's per-row parameter compilation (about half
     of an executemany's time for wide rows). `skip_existing` ignores rows whose unique key
-    exists (ON CONFLICT DO NOTHING).
+    exists (ON CONFLICT DO NOTHING). Returns the number of rows inserted.
     """
     if not rows:
-        return
+        return 0
     dialect = conn.dialect
     if columns is None:
         names = list(rows[0])
@@ -156,7 +156,7 @@ def bulk_insert(
         for position, convert in converters:
             values[position] = convert(values[position])
         params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
-    conn.exec_driver_sql(compiled.string, params)
+    return int(conn.exec_driver_sql(compiled.string, params).rowcount)
 
 
 def _repeat_aware(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -379,9 +379,7 @@ class ProfileStore:
     def _ingest(self, events: Sequence[tuple[int, Event]], now: datetime, tolerant: bool) -> list[IngestOutcome]:
         outcomes: dict[int, IngestOutcome] = {}
         with transaction(self.engine) as conn:
-            ids = list({e.event_id for _, e in events})
-            seen: set[str] = set(conn.execute(
-                select(events_t.c.event_id).where(member_of(events_t.c.event_id, ids, conn.dialect))).scalars())
+            seen: set[str] = set()
             fresh: list[tuple[int, Event]] = []
             for index, event in events:
                 if event.event_id in seen:
@@ -425,7 +423,17 @@ class ProfileStore:
                     sum([line.paid_minor for line in event.lines]), now,
                 ))
                 outcomes[index] = IngestOutcome(index, event.event_id, Status.ACCEPTED)
-            bulk_insert(conn, events_t, rows, columns=EVENT_COLUMNS, skip_existing=tolerant)
+            # Ids stored earlier are found by the insert itself (ON CONFLICT DO NOTHING): when it
+            # stores fewer rows than it got, the rows numbered after `before` are this batch's.
+            before = conn.execute(select(func.coalesce(func.max(events_t.c.seq), 0))).scalar_one() if rows else 0
+            stored = bulk_insert(conn, events_t, rows, columns=EVENT_COLUMNS, skip_existing=True)
+            if stored < len(rows):
+                ours = set(conn.execute(select(events_t.c.event_id).where(
+                    events_t.c.seq > before,
+                    member_of(events_t.c.event_id, [row[0] for row in rows], conn.dialect))).scalars())
+                for index, outcome in list(outcomes.items()):
+                    if outcome.status == Status.ACCEPTED and outcome.event_id not in ours:
+                        outcomes[index] = IngestOutcome(index, outcome.event_id, Status.DUPLICATE)
             self._mark_dirty(conn, dirty)
         return [outcomes[index] for index, _ in events]
 
