@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -224,11 +223,6 @@ class ProfileStore:
         upgrade_to_head(MIGRATIONS, self.engine)
 
     # ---- dialect helpers ----
-
-    def _insert_ignore(self, table: Any) -> Any:
-        """INSERT that skips rows whose key exists (ON CONFLICT DO NOTHING) on SQLite and PostgreSQL."""
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table).on_conflict_do_nothing()
 
     def _mark_dirty(self, conn: Connection, keys: Iterable[int]) -> None:
         marked = _marker()
@@ -646,5 +640,6 @@ class ProfileStore:
                                   (portraits_t, portraits_t.c.customer_key), (dirty_t, dirty_t.c.customer_key)):
                 deleted += conn.execute(delete(table).where(column == key)).rowcount or 0
             deleted += conn.execute(delete(customers_t).where(customers_t.c.key == key)).rowcount or 0
-            conn.execute(self._insert_ignore(tombstones_t), [{"id_hash": self._id_hash(conn, customer_id), "erased_at": now}])
+            bulk_insert(conn, tombstones_t, [{"id_hash": self._id_hash(conn, customer_id), "erased_at": now}],
+                        skip_existing=True)
             return True, int(deleted)
