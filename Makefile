@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint proto bench-ingest bench-segment clean
+.PHONY: setup run test lint proto bench-ingest bench-segment bench-predict clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-ingest: setup
 
 bench-segment: setup
 	$(BIN)/python bench/segment.py
+
+bench-predict: setup
+	$(BIN)/python bench/predict.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
