@@ -87,11 +87,7 @@ def print_predictive_quality(frame: Any) -> None:
     cutoffs = predict.time_split_cutoffs(lines)
     print(f"\npredictive audiences (train cut-off {cutoffs[0]:%Y-%m-%d}, held out {cutoffs[1]:%Y-%m-%d}, "
           f"{predict.HORIZON.days}-day window):")
-    for goal in predict.GOALS:
-        if goal == predict.ACQUISITION:
-            model = predict.train_lookalike(predict.features(lines, cutoffs[1]))
-        else:
-            model = predict.train_time_split(goal, lines, cutoffs=cutoffs)
+    for goal, model in predict.train_all(lines).items():
         q = model.quality
         verdict = "" if q.better_than_chance else "  NOT better than chance"
         print(f"  {goal:<22} AUC {q.auc:.3f} ± {q.auc_se:.3f}, top-decile lift {q.top_decile_lift:.2f} "
