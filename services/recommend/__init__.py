@@ -1,0 +1,1 @@
+"""Recommend service: LightFM hybrid recommendations with business filters and offline evaluation."""
