@@ -22,16 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from marksman.common.v1 import common_pb2 as marksman_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%marksman/recommend/v1/recommend.proto\x12\x15marksman.recommend.v1\x1a\x1fmarksman/common/v1/common.proto2x\n\x10RecommendService\x12\x64\n\rEraseCustomer\x12(.marksman.common.v1.EraseCustomerRequest\x1a).marksman.common.v1.EraseCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%marksman/recommend/v1/recommend.proto\x12\x15marksman.recommend.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmarksman/common/v1/common.proto\"\x87\x02\n\x04Item\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\r\n\x05\x62rand\x18\x03 \x01(\t\x12(\n\x05price\x18\x04 \x01(\x0b\x32\x19.marksman.common.v1.Money\x12\x15\n\x08in_stock\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\x12\n\nprice_band\x18\x07 \x01(\t\x12\x31\n\x06source\x18\x08 \x01(\x0e\x32!.marksman.recommend.v1.ItemSource\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_in_stock\"@\n\x12UpsertItemsRequest\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.marksman.recommend.v1.Item\"T\n\nItemResult\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"m\n\x13UpsertItemsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.marksman.recommend.v1.ItemResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05\"\x1d\n\x0eGetItemRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"<\n\x0fGetItemResponse\x12)\n\x04item\x18\x01 \x01(\x0b\x32\x1b.marksman.recommend.v1.Item\"\xd7\x04\n\x0bTrainParams\x12\x17\n\ncomponents\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\x04loss\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x13\n\x06\x65pochs\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1a\n\rlearning_rate\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x17\n\nitem_alpha\x18\x05 \x01(\x01H\x04\x88\x01\x01\x12\x17\n\nuser_alpha\x18\x06 \x01(\x01H\x05\x88\x01\x01\x12\x1e\n\x11use_item_features\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x1e\n\x11use_user_features\x18\x08 \x01(\x08H\x07\x88\x01\x01\x12\x18\n\x0bview_weight\x18\t \x01(\x01H\x08\x88\x01\x01\x12\x18\n\x0b\x63\x61rt_weight\x18\n \x01(\x01H\t\x88\x01\x01\x12\x19\n\x0corder_weight\x18\x0b \x01(\x01H\n\x88\x01\x01\x12\x1b\n\x0equantity_scale\x18\x0c \x01(\tH\x0b\x88\x01\x01\x12\x1b\n\x0ehalf_life_days\x18\r \x01(\x01H\x0c\x88\x01\x01\x12\x11\n\x04seed\x18\x0e \x01(\x05H\r\x88\x01\x01\x42\r\n\x0b_componentsB\x07\n\x05_lossB\t\n\x07_epochsB\x10\n\x0e_learning_rateB\r\n\x0b_item_alphaB\r\n\x0b_user_alphaB\x14\n\x12_use_item_featuresB\x14\n\x12_use_user_featuresB\x0e\n\x0c_view_weightB\x0e\n\x0c_cart_weightB\x0f\n\r_order_weightB\x11\n\x0f_quantity_scaleB\x11\n\x0f_half_life_daysB\x07\n\x05_seed\"\xac\x01\n\x11TrainModelRequest\x12\x32\n\x06params\x18\x01 \x01(\x0b\x32\".marksman.recommend.v1.TrainParams\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12*\n\x06\x63utoff\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12train_until_cutoff\x18\x04 \x01(\x08\x12\x0c\n\x04wait\x18\x05 \x01(\x08\"\\\n\x0eRankingMetrics\x12\x16\n\x0eprecision_at_k\x18\x01 \x01(\x01\x12\x13\n\x0brecall_at_k\x18\x02 \x01(\x01\x12\x0b\n\x03\x61uc\x18\x03 \x01(\x01\x12\x10\n\x08\x63overage\x18\x04 \x01(\x01\"\x88\x02\n\rOfflineReport\x12\t\n\x01k\x18\x01 \x01(\x05\x12*\n\x06\x63utoff\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x05model\x18\x03 \x01(\x0b\x32%.marksman.recommend.v1.RankingMetrics\x12\x39\n\npopularity\x18\x04 \x01(\x0b\x32%.marksman.recommend.v1.RankingMetrics\x12\x1b\n\x13\x63ustomers_evaluated\x18\x05 \x01(\x03\x12\x16\n\x0etest_purchases\x18\x06 \x01(\x03\x12\x1a\n\x12train_interactions\x18\x07 \x01(\x03\"\xfc\x03\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\x30\n\x05state\x18\x02 \x01(\x0e\x32!.marksman.recommend.v1.ModelState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x66orced\x18\x04 \x01(\x08\x12\x32\n\x06params\x18\x05 \x01(\x0b\x32\".marksman.recommend.v1.TrainParams\x12\x1a\n\x12train_until_cutoff\x18\x06 \x01(\x08\x12\x14\n\x0cinteractions\x18\x07 \x01(\x03\x12\x11\n\tcustomers\x18\x08 \x01(\x03\x12\r\n\x05items\x18\t \x01(\x03\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07seconds\x18\x0c \x01(\x01\x12\x34\n\x06report\x18\r \x01(\x0b\x32$.marksman.recommend.v1.OfflineReport\x12?\n\x10\x63ompared_serving\x18\x0e \x01(\x0b\x32%.marksman.recommend.v1.RankingMetrics\x12\x18\n\x10\x63ompared_version\x18\x0f \x01(\x05\"H\n\x12TrainModelResponse\x12\x32\n\x05model\x18\x01 \x01(\x0b\x32#.marksman.recommend.v1.ModelVersion\"\"\n\x11ListModelsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"b\n\x12ListModelsResponse\x12\x33\n\x06models\x18\x01 \x03(\x0b\x32#.marksman.recommend.v1.ModelVersion\x12\x17\n\x0fserving_version\x18\x02 \x01(\x05\"\"\n\x0fGetModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\x05\"F\n\x10GetModelResponse\x12\x32\n\x05model\x18\x01 \x01(\x0b\x32#.marksman.recommend.v1.ModelVersion\"\xa2\x01\n\x07\x46ilters\x12\x15\n\rcategories_in\x18\x01 \x03(\t\x12\x19\n\x11\x63\x61tegories_not_in\x18\x02 \x03(\t\x12\x14\n\x0c\x65xclude_skus\x18\x03 \x03(\t\x12\x15\n\ronly_in_stock\x18\x04 \x01(\x08\x12\x16\n\x0e\x65xclude_bought\x18\x05 \x01(\x08\x12 \n\x18respect_purchasing_power\x18\x06 \x01(\x08\"t\n\x10RecommendRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12/\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x1e.marksman.recommend.v1.Filters\x12\x0f\n\x07segment\x18\x04 \x01(\t\"(\n\nScoredItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"n\n\x11RecommendResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.marksman.recommend.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\x05\x12\x10\n\x08\x66\x61llback\x18\x03 \x01(\t\"^\n\x13SimilarItemsRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12/\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x1e.marksman.recommend.v1.Filters\"q\n\x14SimilarItemsResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.marksman.recommend.v1.ScoredItem\x12\x15\n\rmodel_version\x18\x02 \x01(\x05\x12\x10\n\x08\x66\x61llback\x18\x03 \x01(\t*\\\n\nItemSource\x12\x1b\n\x17ITEM_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15ITEM_SOURCE_CATALOGUE\x10\x01\x12\x16\n\x12ITEM_SOURCE_EVENTS\x10\x02*\xaa\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_STATE_TRAINING\x10\x01\x12\x17\n\x13MODEL_STATE_SERVING\x10\x02\x12\x18\n\x14MODEL_STATE_REJECTED\x10\x03\x12\x16\n\x12MODEL_STATE_FAILED\x10\x04\x12\x1a\n\x16MODEL_STATE_SUPERSEDED\x10\x05\x32\xa4\x06\n\x10RecommendService\x12\x64\n\x0bUpsertItems\x12).marksman.recommend.v1.UpsertItemsRequest\x1a*.marksman.recommend.v1.UpsertItemsResponse\x12X\n\x07GetItem\x12%.marksman.recommend.v1.GetItemRequest\x1a&.marksman.recommend.v1.GetItemResponse\x12\x61\n\nTrainModel\x12(.marksman.recommend.v1.TrainModelRequest\x1a).marksman.recommend.v1.TrainModelResponse\x12\x61\n\nListModels\x12(.marksman.recommend.v1.ListModelsRequest\x1a).marksman.recommend.v1.ListModelsResponse\x12[\n\x08GetModel\x12&.marksman.recommend.v1.GetModelRequest\x1a\'.marksman.recommend.v1.GetModelResponse\x12^\n\tRecommend\x12\'.marksman.recommend.v1.RecommendRequest\x1a(.marksman.recommend.v1.RecommendResponse\x12g\n\x0cSimilarItems\x12*.marksman.recommend.v1.SimilarItemsRequest\x1a+.marksman.recommend.v1.SimilarItemsResponse\x12\x64\n\rEraseCustomer\x12(.marksman.common.v1.EraseCustomerRequest\x1a).marksman.common.v1.EraseCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'marksman.recommend.v1.recommend_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECOMMENDSERVICE']._serialized_start=97
-  _globals['_RECOMMENDSERVICE']._serialized_end=217
+  _globals['_ITEMSOURCE']._serialized_start=3367
+  _globals['_ITEMSOURCE']._serialized_end=3459
+  _globals['_MODELSTATE']._serialized_start=3462
+  _globals['_MODELSTATE']._serialized_end=3632
+  _globals['_ITEM']._serialized_start=131
+  _globals['_ITEM']._serialized_end=394
+  _globals['_UPSERTITEMSREQUEST']._serialized_start=396
+  _globals['_UPSERTITEMSREQUEST']._serialized_end=460
+  _globals['_ITEMRESULT']._serialized_start=462
+  _globals['_ITEMRESULT']._serialized_end=546
+  _globals['_UPSERTITEMSRESPONSE']._serialized_start=548
+  _globals['_UPSERTITEMSRESPONSE']._serialized_end=657
+  _globals['_GETITEMREQUEST']._serialized_start=659
+  _globals['_GETITEMREQUEST']._serialized_end=688
+  _globals['_GETITEMRESPONSE']._serialized_start=690
+  _globals['_GETITEMRESPONSE']._serialized_end=750
+  _globals['_TRAINPARAMS']._serialized_start=753
+  _globals['_TRAINPARAMS']._serialized_end=1352
+  _globals['_TRAINMODELREQUEST']._serialized_start=1355
+  _globals['_TRAINMODELREQUEST']._serialized_end=1527
+  _globals['_RANKINGMETRICS']._serialized_start=1529
+  _globals['_RANKINGMETRICS']._serialized_end=1621
+  _globals['_OFFLINEREPORT']._serialized_start=1624
+  _globals['_OFFLINEREPORT']._serialized_end=1888
+  _globals['_MODELVERSION']._serialized_start=1891
+  _globals['_MODELVERSION']._serialized_end=2399
+  _globals['_TRAINMODELRESPONSE']._serialized_start=2401
+  _globals['_TRAINMODELRESPONSE']._serialized_end=2473
+  _globals['_LISTMODELSREQUEST']._serialized_start=2475
+  _globals['_LISTMODELSREQUEST']._serialized_end=2509
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2511
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2609
+  _globals['_GETMODELREQUEST']._serialized_start=2611
+  _globals['_GETMODELREQUEST']._serialized_end=2645
+  _globals['_GETMODELRESPONSE']._serialized_start=2647
+  _globals['_GETMODELRESPONSE']._serialized_end=2717
+  _globals['_FILTERS']._serialized_start=2720
+  _globals['_FILTERS']._serialized_end=2882
+  _globals['_RECOMMENDREQUEST']._serialized_start=2884
+  _globals['_RECOMMENDREQUEST']._serialized_end=3000
+  _globals['_SCOREDITEM']._serialized_start=3002
+  _globals['_SCOREDITEM']._serialized_end=3042
+  _globals['_RECOMMENDRESPONSE']._serialized_start=3044
+  _globals['_RECOMMENDRESPONSE']._serialized_end=3154
+  _globals['_SIMILARITEMSREQUEST']._serialized_start=3156
+  _globals['_SIMILARITEMSREQUEST']._serialized_end=3250
+  _globals['_SIMILARITEMSRESPONSE']._serialized_start=3252
+  _globals['_SIMILARITEMSRESPONSE']._serialized_end=3365
+  _globals['_RECOMMENDSERVICE']._serialized_start=3635
+  _globals['_RECOMMENDSERVICE']._serialized_end=4439
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from marksman.common.v1 import common_pb2 as marksman_dot_common_dot_v1_dot_common__pb2
+from marksman.recommend.v1 import recommend_pb2 as marksman_dot_recommend_dot_v1_dot_recommend__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -34,6 +35,41 @@ class RecommendServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.UpsertItems = channel.unary_unary(
+                '/marksman.recommend.v1.RecommendService/UpsertItems',
+                request_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.UpsertItemsRequest.SerializeToString,
+                response_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.UpsertItemsResponse.FromString,
+                _registered_method=True)
+        self.GetItem = channel.unary_unary(
+                '/marksman.recommend.v1.RecommendService/GetItem',
+                request_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetItemRequest.SerializeToString,
+                response_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetItemResponse.FromString,
+                _registered_method=True)
+        self.TrainModel = channel.unary_unary(
+                '/marksman.recommend.v1.RecommendService/TrainModel',
+                request_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.TrainModelRequest.SerializeToString,
+                response_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.TrainModelResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/marksman.recommend.v1.RecommendService/ListModels',
+                request_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/marksman.recommend.v1.RecommendService/GetModel',
+                request_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetModelResponse.FromString,
+                _registered_method=True)
+        self.Recommend = channel.unary_unary(
+                '/marksman.recommend.v1.RecommendService/Recommend',
+                request_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.RecommendResponse.FromString,
+                _registered_method=True)
+        self.SimilarItems = channel.unary_unary(
+                '/marksman.recommend.v1.RecommendService/SimilarItems',
+                request_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.SimilarItemsRequest.SerializeToString,
+                response_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.SimilarItemsResponse.FromString,
+                _registered_method=True)
         self.EraseCustomer = channel.unary_unary(
                 '/marksman.recommend.v1.RecommendService/EraseCustomer',
                 request_serializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.SerializeToString,
@@ -44,8 +80,56 @@ class RecommendServiceStub:
 class RecommendServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def UpsertItems(self, request, context):
+        """Creates or replaces catalogue items; each item gets its own result, bad ones never fail the rest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetItem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrainModel(self, request, context):
+        """Starts a training run in the background and returns its version (state TRAINING) at once; with
+        `wait`, returns when it has ended. FAILED_PRECONDITION while another run is training.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Model versions, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recommend(self, request, context):
+        """The k best items for a customer; an unknown customer gets popular items, with the fallback named.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SimilarItems(self, request, context):
+        """The k items nearest to one item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseCustomer(self, request, context):
-        """Removes what this service holds about one customer.
+        """Removes what this service holds about one customer: features, bought items, model rows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -54,6 +138,41 @@ class RecommendServiceServicer:
 
 def add_RecommendServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'UpsertItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertItems,
+                    request_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.UpsertItemsRequest.FromString,
+                    response_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.UpsertItemsResponse.SerializeToString,
+            ),
+            'GetItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetItem,
+                    request_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetItemRequest.FromString,
+                    response_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetItemResponse.SerializeToString,
+            ),
+            'TrainModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrainModel,
+                    request_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.TrainModelRequest.FromString,
+                    response_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.TrainModelResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.ListModelsRequest.FromString,
+                    response_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetModelRequest.FromString,
+                    response_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetModelResponse.SerializeToString,
+            ),
+            'Recommend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recommend,
+                    request_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.RecommendRequest.FromString,
+                    response_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.RecommendResponse.SerializeToString,
+            ),
+            'SimilarItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimilarItems,
+                    request_deserializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.SimilarItemsRequest.FromString,
+                    response_serializer=marksman_dot_recommend_dot_v1_dot_recommend__pb2.SimilarItemsResponse.SerializeToString,
+            ),
             'EraseCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseCustomer,
                     request_deserializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.FromString,
@@ -69,6 +188,195 @@ def add_RecommendServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RecommendService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def UpsertItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.recommend.v1.RecommendService/UpsertItems',
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.UpsertItemsRequest.SerializeToString,
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.UpsertItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.recommend.v1.RecommendService/GetItem',
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetItemRequest.SerializeToString,
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.recommend.v1.RecommendService/TrainModel',
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.TrainModelRequest.SerializeToString,
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.TrainModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.recommend.v1.RecommendService/ListModels',
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.ListModelsRequest.SerializeToString,
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.recommend.v1.RecommendService/GetModel',
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetModelRequest.SerializeToString,
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recommend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.recommend.v1.RecommendService/Recommend',
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.RecommendRequest.SerializeToString,
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.RecommendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimilarItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.recommend.v1.RecommendService/SimilarItems',
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.SimilarItemsRequest.SerializeToString,
+            marksman_dot_recommend_dot_v1_dot_recommend__pb2.SimilarItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def EraseCustomer(request,
