@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 PRICE_BANDS = 5
 NO_BAND = 0
@@ -28,8 +30,21 @@ def band_number(name: str | None) -> int:
 
 
 def price_bands(prices_by_sku: Mapping[str, int], categories: Mapping[str, str] | None = None) -> dict[str, str]:
-    """SKU -> "p1".."p5": the quintile of its unit price within its category (all SKUs if no categories)."""
-    raise NotImplementedError
+    """SKU -> "p1".."p5": the quintile of its unit price within its category (all SKUs if no categories).
+
+    The mid-rank (rank - 0.5) / n places a category's only item in p3 and splits ties evenly.
+    """
+    if not prices_by_sku:
+        return {}
+    skus = list(prices_by_sku)
+    frame = pd.DataFrame({
+        "price": [prices_by_sku[sku] for sku in skus],
+        "category": [(categories or {}).get(sku, "") for sku in skus],
+    }, index=skus)
+    grouped = frame.groupby("category")["price"]
+    position = (grouped.rank(method="average") - 0.5) / grouped.transform("size")
+    bands = np.clip(np.floor(position.to_numpy() * PRICE_BANDS).astype(int) + 1, 1, PRICE_BANDS)
+    return {sku: band_name(int(band)) for sku, band in zip(skus, bands.tolist(), strict=True)}
 
 
 def feature_name(column: str, value: object) -> str:
@@ -37,7 +52,7 @@ def feature_name(column: str, value: object) -> str:
     return f"{column}={value}"
 
 
-def item_feature_names(row: Mapping[str, Any]) -> list[str]:
+def item_feature_names(row: Mapping[Any, Any]) -> list[str]:
     """The feature names of one item (category, brand, price band, each tag), empty values left out."""
     names = [feature_name(column, row[column]) for column in ITEM_FEATURE_COLUMNS if row.get(column)]
     tags: Iterable[str] = row.get("tags") or ()
@@ -45,7 +60,7 @@ def item_feature_names(row: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def user_feature_names(row: Mapping[str, Any]) -> list[str]:
+def user_feature_names(row: Mapping[Any, Any]) -> list[str]:
     """The feature names of one user: every column but customer_id, empty values left out."""
     return [feature_name(column, value) for column, value in row.items()
             if column != "customer_id" and value is not None and value != ""]
@@ -54,3 +69,29 @@ def user_feature_names(row: Mapping[str, Any]) -> list[str]:
 def empty_items() -> pd.DataFrame:
     """An items frame with the expected columns and no rows."""
     return pd.DataFrame({column: pd.Series(dtype=object) for column in ITEM_COLUMNS})
+
+
+def feature_matrix(
+    features: list[list[str]], identities: list[str], with_identity: bool
+) -> tuple[sp.csr_matrix, list[str]]:
+    """Rows x feature names, each row summing to 1 (as LightFM's Dataset normalises), plus the names.
+
+    identities: each row's own feature name ("sku=A1"), used first when with_identity (LightFM's identity
+    features) and always for a row with no other feature, so every row has a representation.
+    """
+    index: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    for row, names in enumerate(features):
+        own = list(dict.fromkeys(names))
+        if with_identity or not own:
+            own.insert(0, identities[row])
+        for name in own:
+            rows.append(row)
+            cols.append(index.setdefault(name, len(index)))
+    matrix = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(features), len(index))
+    )
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    matrix = sp.csr_matrix(sp.diags(1.0 / np.where(sums > 0, sums, 1.0)).dot(matrix), dtype=np.float32)
+    return matrix, list(index)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import rankdata
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,5 +33,42 @@ def ranking_metrics(
 
     precision@k = hits in the top k / k; recall@k = hits / relevant items; AUC = the share of
     (relevant, other candidate) pairs ordered correctly, ties counting a half; all averaged over users.
+    Users without a relevant candidate are left out; coverage counts only candidate items.
     """
-    raise NotImplementedError
+    if k <= 0:
+        raise ValueError("k must be positive")
+    relevant = relevant & ~excluded
+    keep = relevant.any(axis=1)
+    if not keep.any():
+        return RankingMetrics(precision=float("nan"), recall=float("nan"), auc=float("nan"), coverage=0.0)
+    masked = np.where(excluded, -np.inf, scores.astype(np.float64))[keep]
+    relevant, excluded = relevant[keep], excluded[keep]
+    users, items = masked.shape
+    top = top_indices(masked, k)
+    rows = np.arange(users)[:, None]
+    shown = np.isfinite(masked[rows, top])
+    hits = (relevant[rows, top] & shown).sum(axis=1)
+    positives = relevant.sum(axis=1)
+    # Excluded items sit at -inf, below every candidate, so a candidate's rank among candidates is its
+    # rank among all items minus the number excluded.
+    ranks = rankdata(masked, method="average", axis=1) - excluded.sum(axis=1, keepdims=True)
+    negatives = (~excluded).sum(axis=1) - positives
+    above = (np.where(relevant, ranks, 0.0).sum(axis=1) - positives * (positives + 1) / 2.0)
+    scored = negatives > 0
+    auc = float(np.mean(above[scored] / (positives[scored] * negatives[scored]))) if scored.any() else float("nan")
+    return RankingMetrics(
+        precision=float(np.mean(hits / k)),
+        recall=float(np.mean(hits / positives)),
+        auc=auc,
+        coverage=float(np.unique(top[shown]).size / items),
+    )
+
+
+def top_indices(scores: npt.NDArray[np.floating], k: int) -> npt.NDArray[np.intp]:
+    """Per row, the columns of the k highest scores, best first (argpartition, then a sort of only k)."""
+    width = scores.shape[1]
+    if k >= width:
+        return np.argsort(-scores, axis=1, kind="stable")
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)

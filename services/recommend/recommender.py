@@ -57,6 +57,8 @@ class Recommender:
     feature_index: dict[str, int] = field(init=False, repr=False)
     segment_index: dict[str, int] = field(init=False, repr=False)
     item_unit: Floats = field(init=False, repr=False)
+    category_index: dict[str, int] = field(init=False, repr=False)
+    category_codes: npt.NDArray[np.intp] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.user_index = {str(c): i for i, c in enumerate(self.customer_ids.tolist())}
@@ -64,6 +66,9 @@ class Recommender:
         self.feature_index = {str(f): i for i, f in enumerate(self.feature_names.tolist())}
         self.segment_index = {str(s): i for i, s in enumerate(self.segment_names.tolist())}
         self.item_unit = unit_rows(self.item_vectors[:, :-2])
+        names, codes = np.unique(self.item_categories, return_inverse=True)
+        self.category_index = {str(name): i for i, name in enumerate(names.tolist())}
+        self.category_codes = codes.astype(np.intp)
 
     @property
     def components(self) -> int:

@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.recommend.recommender import Recommender
+import numpy as np
+import numpy.typing as npt
+
+from services.recommend.features import band_number
+from services.recommend.recommender import Recommender, unit_rows
 
 FALLBACK_NONE = ""
 FALLBACK_SEGMENT = "popular_in_segment"
@@ -50,7 +54,82 @@ def top_k(
 
     ("rfm_segment=champions", a user feature seen in training) or overall. Fewer than k when filters bite.
     """
-    raise NotImplementedError
+    filters = filters or Filters()
+    row = recommender.user_index.get(customer_id)
+    if row is not None:
+        scores = recommender.item_vectors @ recommender.user_vectors[row]
+        fallback = FALLBACK_NONE
+    elif segment is not None and segment in recommender.segment_index:
+        scores = recommender.segment_popularity[recommender.segment_index[segment]]
+        fallback = FALLBACK_SEGMENT
+    else:
+        scores = recommender.popularity
+        fallback = FALLBACK_OVERALL
+    allowed = allowed_items(recommender, filters, row)
+    return _best(recommender, scores, allowed, k, fallback)
+
+
+def allowed_items(
+    recommender: Recommender, filters: Filters, user_row: int | None = None
+) -> npt.NDArray[np.bool_] | None:
+    """A boolean mask over the item axis (True = may be shown); None when no filter applies."""
+    bought = recommender.bought(user_row) if filters.exclude_bought and user_row is not None else None
+    if not (
+        (bought is not None and bought.size) or filters.only_in_stock or filters.categories_in
+        or filters.categories_not_in or filters.max_price_band or filters.exclude_skus
+    ):
+        return None
+    mask = recommender.in_stock.copy() if filters.only_in_stock else np.ones(len(recommender.skus), dtype=bool)
+    if bought is not None:
+        mask[bought] = False
+    if filters.categories_in:
+        mask &= _category_lookup(recommender, filters.categories_in)[recommender.category_codes]
+    if filters.categories_not_in:
+        mask &= ~_category_lookup(recommender, filters.categories_not_in)[recommender.category_codes]
+    if filters.max_price_band:
+        ceiling = band_number(filters.max_price_band)
+        if ceiling == 0:
+            raise ValueError(f"max_price_band must look like p1..p5, not {filters.max_price_band!r}")
+        mask &= (recommender.item_bands == 0) | (recommender.item_bands <= ceiling)
+    rows = [recommender.item_index[sku] for sku in filters.exclude_skus if sku in recommender.item_index]
+    mask[rows] = False
+    return mask
+
+
+def _category_lookup(recommender: Recommender, categories: frozenset[str]) -> npt.NDArray[np.bool_]:
+    lookup = np.zeros(len(recommender.category_index), dtype=bool)
+    for name in categories:
+        code = recommender.category_index.get(name)
+        if code is not None:
+            lookup[code] = True
+    return lookup
+
+
+def _best(
+    recommender: Recommender,
+    scores: npt.NDArray[np.float32],
+    allowed: npt.NDArray[np.bool_] | None,
+    k: int,
+    fallback: str,
+) -> Ranked:
+    """The k best allowed items by score, best first (argpartition over the items, then a sort of k)."""
+    if k <= 0:
+        raise ValueError("k must be positive")
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+        count = int(np.count_nonzero(allowed))
+    else:
+        count = len(scores)
+    take = min(k, count)
+    if take == 0:
+        return Ranked(skus=(), scores=(), fallback=fallback)
+    chosen = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
+    chosen = chosen[np.argsort(-scores[chosen], kind="stable")]
+    return Ranked(
+        skus=tuple(recommender.skus[chosen].tolist()),
+        scores=tuple(scores[chosen].astype(float).tolist()),
+        fallback=fallback,
+    )
 
 
 def similar_items(
@@ -64,4 +143,20 @@ def similar_items(
 
     (category, brand, price_band, tags; fallback "item_features"), else UnknownItem. exclude_bought is ignored.
     """
-    raise NotImplementedError
+    filters = filters or Filters()
+    row = recommender.item_index.get(sku)
+    if row is not None:
+        direction = recommender.item_unit[row]
+        fallback = FALLBACK_NONE
+    else:
+        vector = recommender.represent_item(features) if features else None
+        if vector is None:
+            raise UnknownItem(f"sku {sku!r} is not in the model and no known feature describes it")
+        direction = unit_rows(vector[None, :-2])[0]
+        fallback = FALLBACK_FEATURES
+    scores = recommender.item_unit @ direction
+    allowed = allowed_items(recommender, filters)
+    if row is not None:
+        allowed = np.ones(len(scores), dtype=bool) if allowed is None else allowed
+        allowed[row] = False
+    return _best(recommender, scores, allowed, k, fallback)
