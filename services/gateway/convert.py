@@ -47,8 +47,8 @@ _EVENT_TYPES = {name: protoenums.to_number(EVENT_TYPE, name) for name in protoen
 _SALES = {name: protoenums.to_number(SALES_CHANNEL, name) for name in protoenums.names(SALES_CHANNEL)}
 _PAYMENTS = {name: protoenums.to_number(PAYMENT_CHANNEL, name) for name in protoenums.names(PAYMENT_CHANNEL)}
 _LINE_FIELDS = set(profile_pb2.Line.DESCRIPTOR.fields_by_name)
-if not set(LineIn.model_fields) <= _LINE_FIELDS:
-    raise ImportError(f"LineIn has fields the Line proto lacks: {sorted(set(LineIn.model_fields) - _LINE_FIELDS)}")
+if not set(LineIn.__annotations__) <= _LINE_FIELDS:
+    raise ImportError(f"LineIn has fields the Line proto lacks: {sorted(set(LineIn.__annotations__) - _LINE_FIELDS)}")
 
 
 def set_timestamp(target: Timestamp, value: datetime) -> None:
@@ -101,23 +101,26 @@ def add_events(request: profile_pb2.IngestEventsRequest, events: Iterable[EventI
     """Appends the events to the request in place (no intermediate messages to copy)."""
     add_event = request.events.add
     for event in events:
+        sales, payment = event.get("sales_channel"), event.get("payment_channel")
         message = add_event(
-            event_id=event.event_id,
-            type=_EVENT_TYPES[event.type],
-            customer_id=event.customer_id or "",
-            anonymous_id=event.anonymous_id or "",
-            sales_channel=_SALES[event.sales_channel] if event.sales_channel else 0,
-            payment_channel=_PAYMENTS[event.payment_channel] if event.payment_channel else 0,
-            currency=event.currency or "",
-            order_id=event.order_id or "",
-            quote_id=event.quote_id or "",
-            query=event.query or "",
+            event_id=event["event_id"],
+            type=_EVENT_TYPES[event["type"]],
+            customer_id=event.get("customer_id") or "",
+            anonymous_id=event.get("anonymous_id") or "",
+            sales_channel=_SALES[sales] if sales else 0,
+            payment_channel=_PAYMENTS[payment] if payment else 0,
+            currency=event.get("currency") or "",
+            order_id=event.get("order_id") or "",
+            quote_id=event.get("quote_id") or "",
+            query=event.get("query") or "",
         )
-        set_timestamp(message.occurred_at, event.occurred_at)
+        set_timestamp(message.occurred_at, event["occurred_at"])
         add_line = message.lines.add
-        for line in event.lines:
-            # LineIn's fields are the Line proto's (checked at import): unpacking its dict is 30% faster.
-            add_line(**line.__dict__)
+        for line in event.get("lines", ()):
+            # LineIn's keys are the Line proto's fields (checked at import), so the dict unpacks into it.
+            if "quantity" not in line:
+                line["quantity"] = 1
+            add_line(**line)
 
 
 def events_request(events: Iterable[EventIn]) -> profile_pb2.IngestEventsRequest:

@@ -15,7 +15,8 @@ import pytest
 
 from services.demo import retail
 from services.demo.categories import CATEGORIES, FEES, OTHER, category_for
-from services.gateway.schemas import MAX_LINES_PER_EVENT, CustomerIn, EventIn
+from services.gateway.batch import EVENT
+from services.gateway.schemas import MAX_LINES_PER_EVENT, CustomerIn
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "online-retail" / "online_retail.parquet"
 SHA256 = "0a3bc1acf50608cb76604364a49626e1a9b9b8bb7f7bdb95b05ce72427b2187f"
@@ -191,7 +192,7 @@ def test_events_are_sorted_and_one_per_invoice(small: pd.DataFrame) -> None:
 
 def test_every_small_event_and_customer_validates(small: pd.DataFrame) -> None:
     for event in retail.to_events(small):
-        EventIn.model_validate(event)
+        EVENT.validate_python(event)
     for customer in retail.to_customers(small):
         CustomerIn.model_validate(customer)
 
@@ -378,7 +379,7 @@ def test_real_events_and_customers_validate(
     real_events: list[dict[str, Any]], real_customers: list[dict[str, Any]]
 ) -> None:
     for event in real_events:
-        EventIn.model_validate(event)
+        EVENT.validate_python(event)
     for customer in real_customers:
         CustomerIn.model_validate(customer)
     assert len({event["event_id"] for event in real_events}) == len(real_events)
