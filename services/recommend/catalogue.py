@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 
@@ -30,6 +31,8 @@ class Item:
     tags: tuple[str, ...] = ()
     price_band: str = ""
     source: str = SOURCE_CATALOGUE
+    # Set by the store when read.
+    updated_at: datetime | None = None
 
 
 def sku_problem(sku: str) -> str | None:

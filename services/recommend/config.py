@@ -25,6 +25,8 @@ class RecommendSettings(ServiceSettings):
     default_currency: str = Field(default="GBP", pattern=r"^[A-Z]{3}$")
     # Model versions whose files are kept on disk (the serving one is always kept).
     versions_kept: int = Field(default=5, ge=1)
+    # Seconds popular items computed before any model is trained are reused.
+    popular_ttl_s: float = Field(default=300.0, ge=0)
     # Threads LightFM trains with; 0: every core.
     train_threads: int = Field(default=0, ge=0)
 

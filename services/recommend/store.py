@@ -84,7 +84,7 @@ class Outcome:
 
 def _item(row: Any) -> Item:
     return Item(row.sku, row.category, row.brand, int(row.price_minor), row.currency, bool(row.in_stock),
-                tuple(orjson.loads(row.tags)), row.price_band, row.source)
+                tuple(orjson.loads(row.tags)), row.price_band, row.source, row.updated_at)
 
 
 def _version(row: Any) -> ModelVersion:

@@ -41,7 +41,7 @@ def test_upsert_creates_replaces_and_keeps_the_last_of_a_repeated_sku(store: Rec
                                NOW + timedelta(days=1))
     assert again == {"C3"}
     a1 = store.get_item("A1")
-    assert a1 == Item("A1", "Kitchen", "", 300, "GBP", False, (), "", SOURCE_CATALOGUE)
+    assert a1 == Item("A1", "Kitchen", "", 300, "GBP", False, (), "", SOURCE_CATALOGUE, NOW + timedelta(days=1))
     assert store.get_item("C3") is not None and store.get_item("C3").category == "Garden"  # type: ignore[union-attr]
     assert store.get_item("nope") is None
     assert [i.sku for i in store.items()] == ["A1", "B2", "C3"] and store.count_items() == 3
