@@ -15,6 +15,7 @@ from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.common import protoenums as pe
 from services.common.errors import InvalidArgument, NotFound
 from services.common.ids import is_valid_id
+from services.profile import ingest_metrics
 from services.profile.domain import (
     Consent,
     ContactChannel,
@@ -266,7 +267,9 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         stored = {o.position: o for o in self.store.ingest(valid, now)} if valid else {}
         if stored:
             self.on_ingest()
-        return [rejected.get(i) or stored[i] for i in range(len(rejected) + len(valid))]
+        outcomes = [rejected.get(i) or stored[i] for i in range(len(rejected) + len(valid))]
+        ingest_metrics.count(outcomes)
+        return outcomes
 
     @staticmethod
     def _response(outcomes: list[IngestOutcome]) -> profile_pb2.IngestEventsResponse:
