@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from pydantic import Field
@@ -37,3 +38,15 @@ class ServiceSettings(BaseSettings):
 
 def env_prefix(service: str) -> str:
     return f"MARKSMAN_{service.upper()}_"
+
+
+def settings_of(service: str) -> ServiceSettings:
+    """The settings `services.<service>` runs with: its config module's ServiceSettings subclass, read now.
+
+    For probes and jobs that run beside a service in its container (same environment, same ports).
+    """
+    module = importlib.import_module(f"services.{service}.config")
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and value.__module__ == module.__name__:
+            return value()
+    raise LookupError(f"services.{service}.config defines no ServiceSettings subclass")
