@@ -30,6 +30,7 @@ from services.profile.domain import (
 from services.profile.portraits import PortraitKeeper
 from services.profile.regions import default_time_zone
 from services.profile.store import IngestOutcome, ProfileStore, Status, StoredPortrait
+from services.profile.totals import MAX_WINDOWS, window_totals
 from services.profile.validation import event_problem
 
 StrEnumT = TypeVar("StrEnumT", bound=StrEnum)
@@ -365,6 +366,23 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             lifecycle_stages=[profile_pb2.SegmentSize(name=n, customers=c) for n, c in sorted(s.lifecycle_stages.items())],
             base_computed_at=_ts(s.base_computed_at), pending_portraits=s.pending_portraits,
         )
+
+    def GetCustomerTotals(self, request: profile_pb2.GetCustomerTotalsRequest, context: grpc.ServicerContext) -> profile_pb2.GetCustomerTotalsResponse:
+        customer_id = _customer_id(request.customer_id)
+        if not 1 <= len(request.since) <= MAX_WINDOWS:
+            raise InvalidArgument(f"since must hold 1 to {MAX_WINDOWS} window starts; got {len(request.since)}")
+        stamps = [*request.since, *([request.until] if request.HasField("until") else [])]
+        if any(not MIN_SECONDS <= stamp.seconds <= MAX_SECONDS for stamp in stamps):
+            raise InvalidArgument("since and until must be times between the years 1 and 9999")
+        starts = [_dt(stamp) for stamp in request.since]
+        until = _dt(request.until) if request.HasField("until") else None
+        events = self.store.money_events(customer_id, min(starts), until)
+        if events is None:
+            raise NotFound(f"customer {request.customer_id} not found")
+        return profile_pb2.GetCustomerTotalsResponse(totals=[
+            profile_pb2.CustomerTotals(since=_ts(t.since), net_spend=_money(t.net_spend_minor, t.currency), orders=t.orders)
+            for t in window_totals(customer_id, events, starts, until)
+        ])
 
     def EraseCustomer(self, request: common_pb2.EraseCustomerRequest, context: grpc.ServicerContext) -> common_pb2.EraseCustomerResponse:
         erased, count = self.store.erase(_customer_id(request.customer_id), self.clock())

@@ -466,6 +466,19 @@ class ProfileStore:
                         entry[1].append(_event_from_row(row, entry[0]))
         return result
 
+    def money_events(self, customer_id: str, since: datetime, until: datetime | None = None) -> list[Event] | None:
+        """The customer's orders and refunds in [since, until); None for an unknown customer."""
+        with self.engine.connect() as conn:
+            key = conn.execute(select(customers_t.c.key).where(customers_t.c.customer_id == customer_id)).scalar()
+            if key is None:
+                return None
+            query = select(events_t).where(
+                events_t.c.customer_key == key, events_t.c.occurred_at >= since,
+                events_t.c.type.in_([EventType.ORDER.value, EventType.REFUND.value]))
+            if until is not None:
+                query = query.where(events_t.c.occurred_at < until)
+            return [_event_from_row(row, customer_id) for row in conn.execute(query)]
+
     def iter_all_customers(self, page: int = 2000) -> Iterator[dict[int, tuple[str, list[Event]]]]:
         """Every customer with their events, a page of customers at a time (for the batch recompute)."""
         last = 0

@@ -969,3 +969,86 @@ class SummarizeBaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SummarizeBaseResponse: _TypeAlias = SummarizeBaseResponse  # noqa: Y015
+
+@_typing.final
+class GetCustomerTotalsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    @_builtins.property
+    def since(self) -> _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]:
+        """One total per window start: orders and refunds that occurred at or after it (at most 16)."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Events at or after this time are left out; unset: none are."""
+
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        since: _abc.Iterable[_timestamp_pb2.Timestamp] | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomerTotalsRequest: _TypeAlias = GetCustomerTotalsRequest  # noqa: Y015
+
+@_typing.final
+class CustomerTotals(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SINCE_FIELD_NUMBER: _builtins.int
+    NET_SPEND_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    orders: _builtins.int
+    """Distinct orders in the window (a fully refunded order still counts, as in the portrait)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def net_spend(self) -> _common_pb2.Money:
+        """Order totals less refunds in the window, in the customer's main currency; may be negative."""
+
+    def __init__(
+        self,
+        *,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        net_spend: _common_pb2.Money | None = ...,
+        orders: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["net_spend", b"net_spend", "since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["net_spend", b"net_spend", "orders", b"orders", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerTotals: _TypeAlias = CustomerTotals  # noqa: Y015
+
+@_typing.final
+class GetCustomerTotalsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___CustomerTotals]:
+        """One per requested window start, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        totals: _abc.Iterable[Global___CustomerTotals] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomerTotalsResponse: _TypeAlias = GetCustomerTotalsResponse  # noqa: Y015

@@ -90,6 +90,11 @@ class ProfileServiceStub:
                 request_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.SummarizeBaseRequest.SerializeToString,
                 response_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.SummarizeBaseResponse.FromString,
                 _registered_method=True)
+        self.GetCustomerTotals = channel.unary_unary(
+                '/marksman.profile.v1.ProfileService/GetCustomerTotals',
+                request_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerTotalsRequest.SerializeToString,
+                response_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerTotalsResponse.FromString,
+                _registered_method=True)
         self.EraseCustomer = channel.unary_unary(
                 '/marksman.profile.v1.ProfileService/EraseCustomer',
                 request_serializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.SerializeToString,
@@ -175,6 +180,13 @@ class ProfileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCustomerTotals(self, request, context):
+        """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseCustomer(self, request, context):
         """Removes personal data and events; leaves a salted-hash tombstone.
         """
@@ -239,6 +251,11 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.SummarizeBase,
                     request_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.SummarizeBaseRequest.FromString,
                     response_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.SummarizeBaseResponse.SerializeToString,
+            ),
+            'GetCustomerTotals': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomerTotals,
+                    request_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerTotalsRequest.FromString,
+                    response_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerTotalsResponse.SerializeToString,
             ),
             'EraseCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseCustomer,
@@ -543,6 +560,33 @@ class ProfileService:
             '/marksman.profile.v1.ProfileService/SummarizeBase',
             marksman_dot_profile_dot_v1_dot_profile__pb2.SummarizeBaseRequest.SerializeToString,
             marksman_dot_profile_dot_v1_dot_profile__pb2.SummarizeBaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomerTotals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.profile.v1.ProfileService/GetCustomerTotals',
+            marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerTotalsRequest.SerializeToString,
+            marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerTotalsResponse.FromString,
             options,
             channel_credentials,
             insecure,

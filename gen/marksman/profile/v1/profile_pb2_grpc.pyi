@@ -52,6 +52,8 @@ class ProfileServiceStub:
     """Recomputes base-relative values (RFM edges, price percentiles) and every portrait."""
     SummarizeBase: _grpc.UnaryUnaryMultiCallable[_profile_pb2.SummarizeBaseRequest, _profile_pb2.SummarizeBaseResponse]
     """Counts over the whole base: customers, orders, revenue, RFM segment sizes."""
+    GetCustomerTotals: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetCustomerTotalsRequest, _profile_pb2.GetCustomerTotalsResponse]
+    """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers)."""
     EraseCustomer: _grpc.UnaryUnaryMultiCallable[_common_pb2.EraseCustomerRequest, _common_pb2.EraseCustomerResponse]
     """Removes personal data and events; leaves a salted-hash tombstone."""
 
@@ -78,6 +80,8 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     """Recomputes base-relative values (RFM edges, price percentiles) and every portrait."""
     SummarizeBase: _aio.UnaryUnaryMultiCallable[_profile_pb2.SummarizeBaseRequest, _profile_pb2.SummarizeBaseResponse]  # type: ignore[assignment]
     """Counts over the whole base: customers, orders, revenue, RFM segment sizes."""
+    GetCustomerTotals: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetCustomerTotalsRequest, _profile_pb2.GetCustomerTotalsResponse]  # type: ignore[assignment]
+    """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers)."""
     EraseCustomer: _aio.UnaryUnaryMultiCallable[_common_pb2.EraseCustomerRequest, _common_pb2.EraseCustomerResponse]  # type: ignore[assignment]
     """Removes personal data and events; leaves a salted-hash tombstone."""
 
@@ -167,6 +171,14 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_profile_pb2.SummarizeBaseResponse, _abc.Awaitable[_profile_pb2.SummarizeBaseResponse]]:
         """Counts over the whole base: customers, orders, revenue, RFM segment sizes."""
+
+    @_abc_1.abstractmethod
+    def GetCustomerTotals(
+        self,
+        request: _profile_pb2.GetCustomerTotalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.GetCustomerTotalsResponse, _abc.Awaitable[_profile_pb2.GetCustomerTotalsResponse]]:
+        """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers)."""
 
     @_abc_1.abstractmethod
     def EraseCustomer(
