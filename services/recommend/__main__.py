@@ -19,9 +19,28 @@ from services.recommend.popular import popularity_recommender
 from services.recommend.recommender import Recommender
 from services.recommend.server import RecommendServicer
 from services.recommend.serving import Serving
-from services.recommend.source import ProfileSource
+from services.recommend.source import ProfileSource, Source
 from services.recommend.store import RecommendStore
 from services.recommend.training import Trainer
+
+
+def build(settings: RecommendSettings, store: RecommendStore, source: Source | None) -> RecommendServicer:
+    """The servicer and what it needs, the serving version loaded from its files."""
+
+    def popular() -> Recommender | None:
+        if source is None:
+            return None
+        return popularity_recommender(source.interactions(), store.items(), list(store.customer_features().values()))
+
+    serving = Serving(popular, settings.popular_ttl_s)
+    files = ModelFiles(settings.models_dir())
+    guard = threading.Lock()
+    trainer = Trainer(store, source, files, serving, guard, clock.now, currency=settings.default_currency,
+                      versions_kept=settings.versions_kept)
+    trainer.load_serving()
+    threads = settings.train_threads or os.cpu_count() or 1
+    return RecommendServicer(store, serving, trainer, Eraser(store, files, serving, guard, clock.now), clock.now,
+                             threads)
 
 
 def main() -> None:
@@ -37,21 +56,7 @@ def main() -> None:
         channel = grpc.insecure_channel(settings.profile_addr, options=SERVER_OPTIONS[:2])
         source = ProfileSource(profile_pb2_grpc.ProfileServiceStub(channel), settings.profile_timeout_s,
                                settings.export_page_size)
-
-    def popular() -> Recommender | None:
-        if source is None:
-            return None
-        return popularity_recommender(source.interactions(), store.items(), list(store.customer_features().values()))
-
-    serving = Serving(popular, settings.popular_ttl_s)
-    files = ModelFiles(settings.models_dir())
-    guard = threading.Lock()
-    threads = settings.train_threads or os.cpu_count() or 1
-    trainer = Trainer(store, source, files, serving, guard, clock.now, currency=settings.default_currency,
-                      versions_kept=settings.versions_kept)
-    trainer.load_serving()
-    servicer = RecommendServicer(store, serving, trainer, Eraser(store, files, serving, guard, clock.now),
-                                 clock.now, threads)
+    servicer = build(settings, store, source)
 
     def stop() -> None:
         # A training run in flight is recorded as failed ("interrupted") at the next start.

@@ -22,10 +22,10 @@ FILES: list[FileDescriptor] = [
 IMPLEMENTED = {
     "marksman.profile.v1.ProfileService": "services.profile.server:ProfileServicer",
     "marksman.segment.v1.SegmentService": "services.segment.server:SegmentServicer",
+    "marksman.recommend.v1.RecommendService": "services.recommend.server:RecommendServicer",
 }
 # Services whose contract exists but whose server lands with its own issue.
 PLANNED = {
-    "marksman.recommend.v1.RecommendService": "issue #4",
     "marksman.campaign.v1.CampaignService": "issue #5",
 }
 
