@@ -1,0 +1,1 @@
+"""The sample partner receiver: a small HTTP app that verifies signed message batches and records them."""
