@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_confi
 from typing_extensions import TypedDict
 
 MAX_MESSAGES = 5000
-CHANNELS = ("sms", "email", "push", "ad", "webhook")
+CHANNELS = ("sms", "email", "push", "webhook", "ads")
 DUPLICATE_REASON = "already received"
 # Reasons in the partner's words for the fields a sender most often gets wrong.
 _FIELD_REASONS = {
@@ -26,10 +26,11 @@ class MessageIn(TypedDict):
     """One message of a batch (FORMAT.md); other fields are kept as sent."""
 
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200)]
-    channel: Literal["sms", "email", "push", "ad", "webhook"]
+    channel: Literal["sms", "email", "push", "webhook", "ads"]
     to: Annotated[str, Field(min_length=1, max_length=2000)]
     body: str
-    campaign_id: Annotated[str, Field(min_length=1)]
+    # The campaign service numbers its campaigns; other senders may name them.
+    campaign_id: Annotated[str, Field(min_length=1)] | Annotated[int, Field(strict=True, ge=0)]
 
 
 # One pass over the whole list when every message is valid; its errors name the bad positions otherwise.
@@ -136,6 +137,6 @@ class Ledger:
     def listing(self, campaign_id: str | None = None, offset: int = 0, limit: int | None = None
                 ) -> list[dict[str, Any]]:
         """Accepted messages in arrival order, each with received_at and deliveries."""
-        chosen = (r for r in self.records.values() if campaign_id is None or r.message["campaign_id"] == campaign_id)
+        chosen = (r for r in self.records.values() if campaign_id is None or str(r.message["campaign_id"]) == campaign_id)
         rows = [{**r.message, "received_at": r.received_at, "deliveries": r.deliveries} for r in chosen]
         return rows[offset:] if limit is None else rows[offset:offset + limit]

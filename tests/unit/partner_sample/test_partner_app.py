@@ -139,8 +139,9 @@ def test_malformed_or_oversized_batches_are_refused_whole(client: TestClient) ->
 
 
 def test_listing_filters_by_campaign_and_pages(client: TestClient) -> None:
-    post(client, [message("a"), message("b", campaign_id="c2"), message("c")])
+    post(client, [message("a"), message("b", campaign_id=2), message("c")])
     assert [m["idempotency_key"] for m in client.get("/messages?campaign_id=c1").json()["messages"]] == ["a", "c"]
+    assert [m["idempotency_key"] for m in client.get("/messages?campaign_id=2").json()["messages"]] == ["b"]
     assert [m["idempotency_key"] for m in client.get("/messages?offset=1&limit=1").json()["messages"]] == ["b"]
     assert client.get("/messages?limit=0").status_code == 422
 
