@@ -72,25 +72,33 @@ def empty_items() -> pd.DataFrame:
 
 
 def feature_matrix(
-    features: list[list[str]], identities: list[str], with_identity: bool
+    features: list[list[str]], identities: list[str], with_identity: bool, feature_weight: float = 1.0
 ) -> tuple[sp.csr_matrix, list[str]]:
     """Rows x feature names, each row summing to 1 (as LightFM's Dataset normalises), plus the names.
 
     identities: each row's own feature name ("sku=A1"), used first when with_identity (LightFM's identity
-    features) and always for a row with no other feature, so every row has a representation.
+    features) and always for a row with no other feature, so every row has a representation. With an
+    identity, the other features share `feature_weight` against the identity's 1 before normalising
+    (LightFM's Dataset gives every feature 1, so five tags would leave the identity a sixth).
     """
     index: dict[str, int] = {}
     rows: list[int] = []
     cols: list[int] = []
+    values: list[float] = []
     for row, names in enumerate(features):
         own = list(dict.fromkeys(names))
-        if with_identity or not own:
-            own.insert(0, identities[row])
+        identity = with_identity or not own
+        share = feature_weight / len(own) if identity and own else 1.0
+        if identity:
+            rows.append(row)
+            cols.append(index.setdefault(identities[row], len(index)))
+            values.append(1.0)
         for name in own:
             rows.append(row)
             cols.append(index.setdefault(name, len(index)))
+            values.append(share)
     matrix = sp.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(features), len(index))
+        (np.asarray(values, dtype=np.float32), (rows, cols)), shape=(len(features), len(index))
     )
     sums = np.asarray(matrix.sum(axis=1)).ravel()
     matrix = sp.csr_matrix(sp.diags(1.0 / np.where(sums > 0, sums, 1.0)).dot(matrix), dtype=np.float32)

@@ -55,6 +55,9 @@ class TrainParams:
     use_user_features: bool = True
     item_identity: bool = True
     user_identity: bool = True
+    # The weight of an item's (user's) descriptive features together, against 1 for its identity.
+    item_feature_weight: float = 1.0
+    user_feature_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -135,6 +138,7 @@ def train(
         item_names if params.use_item_features else [[] for _ in skus],
         [feature_name(IDENTITY, sku) for sku in skus],
         params.item_identity or not params.use_item_features,
+        params.item_feature_weight,
     )
     user_table = _user_table(users, customer_ids)
     user_features, _ = feature_matrix(
@@ -142,6 +146,7 @@ def train(
         else [[] for _ in customer_ids],
         [feature_name(USER_IDENTITY, customer) for customer in customer_ids],
         params.user_identity or not params.use_user_features,
+        params.user_feature_weight,
     )
 
     model = LightFM(

@@ -46,3 +46,11 @@ def test_feature_matrix_rows_sum_to_one_and_featureless_rows_keep_their_identity
     matrix, names = feature_matrix([["category=A"], ["category=A"]], ["sku=1", "sku=2"], with_identity=True)
     assert names == ["sku=1", "category=A", "sku=2"]
     np.testing.assert_allclose(matrix.sum(axis=1), [[1.0], [1.0]])
+
+
+def test_feature_weight_sets_the_features_share_against_the_identity() -> None:
+    matrix, names = feature_matrix([["category=A", "tag=x", "tag=y", "tag=z"]], ["sku=1"], True, feature_weight=1.0)
+    assert names == ["sku=1", "category=A", "tag=x", "tag=y", "tag=z"]
+    np.testing.assert_allclose(matrix.toarray(), [[0.5, 0.125, 0.125, 0.125, 0.125]])
+    matrix, _ = feature_matrix([["category=A"]], ["sku=1"], True, feature_weight=0.25)
+    np.testing.assert_allclose(matrix.toarray(), [[0.8, 0.2]])
