@@ -16,12 +16,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # The gRPC services that exist today, in start order; each issue that adds a service adds it here.
-GRPC_SERVICES = ("profile", "segment")
+GRPC_SERVICES = ("profile", "segment", "recommend")
 # Extra processes of a service: they serve the same database, and the gateway spreads calls over
 # all of them (round robin). Profile's ingest is CPU-bound in one interpreter; a second process
 # lets both cores work (bench/ingest.py measures it).
 REPLICAS = {"profile": 2}
 DEFAULT_PORTS = {"profile": (50051, 9101), "profile-2": (50061, 9111), "segment": (50052, 9102),
+                 "recommend": (50053, 9103),
                  "gateway": (8080, 8080)}
 KEYS_FILE = "api-keys.txt"
 
@@ -67,6 +68,7 @@ class Stack:
             environ[prefix + "DATA_DIR"] = str(self.data_dir)
             environ["MARKSMAN_GATEWAY_" + name.upper() + "_ADDR"] = self.target(name)
         environ["MARKSMAN_SEGMENT_PROFILE_ADDR"] = self.grpc_address("profile")
+        environ["MARKSMAN_RECOMMEND_PROFILE_ADDR"] = self.grpc_address("profile")
         environ["MARKSMAN_GATEWAY_HOST"] = self.host
         environ["MARKSMAN_GATEWAY_PORT"] = str(self.ports["gateway"][0])
         environ["MARKSMAN_GATEWAY_DATA_DIR"] = str(self.data_dir)

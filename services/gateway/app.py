@@ -13,7 +13,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.limits import BodyLimitMiddleware
 from services.gateway.metrics import MetricsMiddleware
 from services.gateway.requestid import RequestIdMiddleware
-from services.gateway.routes import admin, customers, events, ops, segments
+from services.gateway.routes import admin, customers, events, ops, recommendations, segments
 from services.gateway.schemas import EventsIn
 from services.gateway.store import KeyStore
 
@@ -59,11 +59,11 @@ def create_app(
     app.state.settings = settings
     app.state.keys = key_store
     app.state.upstreams = None
-    routers = (customers.router, events.router, segments.router, admin.router, ops.router)
+    routers = (customers.router, events.router, segments.router, recommendations.router, admin.router, ops.router)
     for router in routers:
         app.include_router(router)
     errors.install(app)
-    openapi.install(app, [EventsIn])
+    openapi.install(app, [EventsIn, recommendations.ItemsIn])
     # Last added runs first: request id, then metrics (which logs with the id), then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, routes=[route for router in routers for route in router.routes])

@@ -67,6 +67,7 @@ class Upstreams:
     # services without an address: erasure skips them and says so
     not_deployed: list[str] = field(default_factory=list)
     segment: segment_pb2_grpc.SegmentServiceAsyncStub | None = None
+    recommend: recommend_pb2_grpc.RecommendServiceAsyncStub | None = None
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> Upstreams:
@@ -94,6 +95,7 @@ class Upstreams:
             erasers=erasers,
             not_deployed=not_deployed,
             segment=stubs.get("segment"),
+            recommend=stubs.get("recommend"),
         )
 
     async def close(self) -> None:
