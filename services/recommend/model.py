@@ -180,6 +180,8 @@ def train(
         np.ones((len(descriptive), 1)),
         model.item_biases[descriptive][:, None],
     ]).astype(np.float32)
+    reach = float(np.linalg.norm(user_embedding, axis=1).max())
+    _place_cold_items(item_vectors, np.unique(cols), item_features[:, descriptive], feature_vectors, reach)
 
     bought = pairs["bought"].to_numpy()
     popularity = _popularity(item_rows[bought], pairs["weight"].to_numpy()[bought], len(skus))
@@ -212,6 +214,35 @@ def train(
             "train_seconds": round(time.perf_counter() - started, 3),
         },
     )
+
+
+def _place_cold_items(
+    item_vectors: npt.NDArray[np.float32],
+    warm: npt.NDArray[np.intp],
+    features: sp.csr_matrix,
+    feature_vectors: npt.NDArray[np.float32],
+    reach: float,
+) -> None:
+    """Items without a training interaction: placed by their descriptive features, else ranked last.
+
+    `reach` is the longest user embedding: a bias that far below every trained item's score bound
+    (|u . v| <= |u| |v|) puts a featureless cold item below all of them for every user.
+
+    Their identity rows never received a gradient, so they hold LightFM's random start and a zero bias,
+    which ranks them above most trained items (WARP pushes rarely bought items' biases below zero).
+    """
+    cold = np.ones(len(item_vectors), dtype=bool)
+    cold[warm] = False
+    if not cold.any():
+        return
+    weights = features[cold]
+    sums = np.asarray(weights.sum(axis=1)).ravel()
+    placed = sp.diags(1.0 / np.where(sums > 0, sums, 1.0)).dot(weights).dot(feature_vectors)
+    trained = item_vectors[warm]
+    floor = float((trained[:, -1] - reach * np.linalg.norm(trained[:, :-2], axis=1)).min()) if warm.size else 0.0
+    bare = np.zeros_like(item_vectors[0])
+    bare[-2], bare[-1] = 1.0, floor - 1.0
+    item_vectors[cold] = np.where((sums > 0)[:, None], placed, bare)
 
 
 def _catalogue(items: pd.DataFrame | None, seen: pd.Series) -> pd.DataFrame:

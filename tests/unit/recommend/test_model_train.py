@@ -121,3 +121,14 @@ def test_bad_input_is_refused_with_the_reason() -> None:
         train(frame([("a", "x", "order", 1, "2024-01-01")]), pd.DataFrame({"id": ["x"]}), None, FAST)
     with pytest.raises(ValueError, match="customer_id column"):
         train(frame([("a", "x", "order", 1, "2024-01-01")]), None, pd.DataFrame({"id": ["a"]}), FAST)
+
+
+def test_catalogue_items_without_interactions_are_placed_by_features_or_ranked_last() -> None:
+    interactions, items, users = planted(customers=60, per_cluster=8, before=4, after=0)
+    extra = pd.DataFrame({"sku": ["fresh", "blank"], "category": ["k1", ""], "price_band": ["p2", ""]})
+    recommender = train(interactions, pd.concat([items, extra], ignore_index=True), users, FAST)
+    fresh = recommender.item_vectors[recommender.item_index["fresh"]]
+    np.testing.assert_allclose(fresh, recommender.represent_item({"category": "k1", "price_band": "p2"}), rtol=1e-5)
+    scores = recommender.user_vectors @ recommender.item_vectors.T
+    blank = recommender.item_index["blank"]
+    assert (scores[:, blank] < np.delete(scores, blank, axis=1).min(axis=1)).all()
