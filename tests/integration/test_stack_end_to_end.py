@@ -29,7 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     codes = running.stop()
     # uvicorn re-raises the SIGTERM it handled once it has shut down, so the gateway's code is -15;
     # its log shows the shutdown was graceful.
-    assert codes == {"gateway": -15, "segment": 0, "profile": 0, "profile-2": 0}, codes
+    assert codes == {"gateway": -15, "recommend": 0, "segment": 0, "profile": 0, "profile-2": 0}, codes
     assert "Finished server process" in (folder / "logs" / "gateway.log").read_text()
 
 
@@ -126,6 +126,38 @@ def test_segments_over_real_portraits(platform: httpx.Client, admin: httpx.Clien
     mine = platform.get("/v1/customers/it-1/segments")
     assert mine.status_code == 200 and "it-repeat" in [s["name"] for s in mine.json()["segments"]]
     assert platform.post("/v1/segments/preview", json={"rule": "frequency > 1"}).status_code == 403
+
+
+def test_recommendations_trained_through_the_gateway(platform: httpx.Client, admin: httpx.Client) -> None:
+    items = platform.post("/v1/items", json={"items": [
+        {"sku": "it-g0-0", "category": "Garden", "price": {"amount_minor": 450, "currency": "GBP"}, "tags": ["green"]},
+        {"sku": "", "category": "Garden"}]})
+    assert items.status_code == 207 and items.json()["accepted"] == 1, items.text
+    # Two groups of shoppers with their own items, January to November.
+    events = [{"event_id": f"it-rec-{c}-{n}", "type": "order", "customer_id": f"it-r{c}",
+               "occurred_at": f"2011-{1 + (n * 3 + c) % 11:02d}-1{n}T10:00:00Z", "currency": "GBP",
+               "lines": [{"sku": f"it-g{c % 2}-{(c + n) % 6}", "quantity": 1, "unit_price_minor": 100 + 10 * n,
+                          "category": "Garden" if c % 2 == 0 else "Kitchen"}]}
+              for c in range(12) for n in range(5)]
+    assert platform.post("/v1/events", json={"events": events}).json()["accepted"] == len(events)
+    trained = admin.post("/v1/models/train", json={"wait": True, "params": {"epochs": 5, "components": 8}})
+    assert trained.status_code == 200 and trained.json()["state"] == "serving", trained.text
+    version = trained.json()["version"]
+    assert trained.json()["interactions"] >= len(events) and trained.json()["evaluation"]["k"] == 10
+    known = platform.get("/v1/customers/it-r2/recommendations?k=3")
+    assert known.status_code == 200, known.text
+    assert known.json()["fallback"] is None and known.json()["model_version"] == version and len(known.json()["items"]) == 3
+    unknown = platform.get("/v1/customers/it-nobody/recommendations?k=3").json()
+    assert unknown["fallback"] == "popular_overall" and unknown["items"]
+    assert platform.get("/v1/customers/it-r2/recommendations?k=0").status_code == 422
+    assert platform.get("/v1/customers/it-r2/recommendations?k=10000").status_code == 422
+    assert platform.post("/v1/models/train", json={}).status_code == 403
+    assert admin.get("/v1/models").json()["serving_version"] == version
+    seen = platform.get("/v1/items/it-g1-3").json()
+    assert seen["source"] == "events" and seen["category"] == "Kitchen" and seen["price_band"]
+    erased = admin.delete("/v1/customers/it-r2")
+    assert erased.status_code == 200 and erased.json()["services"]["recommend"] >= 1, erased.text
+    assert platform.get("/v1/customers/it-r2/recommendations?k=3").json()["fallback"] == "popular_overall"
 
 
 def test_auth_errors_and_health(stack: Stack) -> None:
