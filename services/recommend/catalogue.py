@@ -33,6 +33,8 @@ class Item:
     source: str = SOURCE_CATALOGUE
     # Set by the store when read.
     updated_at: datetime | None = None
+    # Not merchandise (postage, fees): never recommended, and its interactions are not trained on.
+    hidden: bool = False
 
 
 def sku_problem(sku: str) -> str | None:
@@ -70,7 +72,7 @@ def normalized(item: Item) -> Item:
     """The item as stored: tags once each, in the order given; the source set to the catalogue."""
     tags = tuple(dict.fromkeys(item.tags))
     return Item(item.sku, item.category, item.brand, item.price_minor, item.currency, item.in_stock, tags,
-                item.price_band, SOURCE_CATALOGUE)
+                item.price_band, SOURCE_CATALOGUE, hidden=item.hidden)
 
 
 def items_from_interactions(frame: pd.DataFrame, currency: str) -> list[Item]:

@@ -32,7 +32,7 @@ def item_from_proto(item: pb.Item) -> Item:
     return Item(
         sku=item.sku, category=item.category, brand=item.brand, price_minor=item.price.amount_minor,
         currency=item.price.currency, in_stock=item.in_stock if item.HasField("in_stock") else True,
-        tags=tuple(item.tags),
+        tags=tuple(item.tags), hidden=item.hidden,
     )
 
 
@@ -41,7 +41,7 @@ def item_to_proto(item: Item) -> pb.Item:
     return pb.Item(sku=item.sku, category=item.category, brand=item.brand, price=price, in_stock=item.in_stock,
                    tags=list(item.tags), price_band=item.price_band,
                    source=_SOURCES.get(item.source, pb.ITEM_SOURCE_UNSPECIFIED),
-                   updated_at=ts(item.updated_at) if item.updated_at else None)
+                   updated_at=ts(item.updated_at) if item.updated_at else None, hidden=item.hidden)
 
 
 def item_features(item: Item) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Text
+from sqlalchemy import BigInteger, Column, Text, false
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -32,6 +32,8 @@ class ItemRow(RecommendModel, table=True):
     # upsert takes over an item seen in events, never the other way round.
     source: str = Field(max_length=16, index=True)
     updated_at: datetime
+    # Not merchandise: never recommended, its interactions not trained on (migration 0002).
+    hidden: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class CustomerFeaturesRow(RecommendModel, table=True):

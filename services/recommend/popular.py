@@ -19,12 +19,15 @@ def popularity_recommender(interactions: pd.DataFrame, items: Sequence[Item],
                            features: Sequence[CustomerFeatures] = ()) -> Recommender | None:
     """Ranks items by distinct buyers (overall, and within each RFM segment); None without any order.
 
-    As the model core's popularity baseline: net of nothing, a buyer counts once per item.
+    As the model core's popularity baseline, a buyer counts once per item. Hidden items (not merchandise)
+    are left out.
     """
-    orders = interactions.loc[interactions["kind"] == "order", ["customer_id", "sku"]].drop_duplicates()
+    hidden = {i.sku for i in items if i.hidden}
+    orders = interactions.loc[(interactions["kind"] == "order") & ~interactions["sku"].isin(hidden),
+                              ["customer_id", "sku"]].drop_duplicates()
     if orders.empty:
         return None
-    catalogue = {i.sku: i for i in items}
+    catalogue = {i.sku: i for i in items if not i.hidden}
     skus = np.asarray(sorted(set(catalogue) | set(orders["sku"].unique())), dtype=str)
     index = pd.Index(skus)
     columns = index.get_indexer(orders["sku"])

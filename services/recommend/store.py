@@ -40,7 +40,7 @@ meta_t = MetaRow.__table__  # type: ignore[attr-defined]
 
 FEATURE_COLUMNS = ("customer_id", "rfm_segment", "region", "price_band", "updated_at")
 ITEM_COLUMNS = ("sku", "category", "brand", "price_minor", "currency", "price_band", "in_stock", "tags", "source",
-                "updated_at")
+                "updated_at", "hidden")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class Outcome:
 
 def _item(row: Any) -> Item:
     return Item(row.sku, row.category, row.brand, int(row.price_minor), row.currency, bool(row.in_stock),
-                tuple(orjson.loads(row.tags)), row.price_band, row.source, row.updated_at)
+                tuple(orjson.loads(row.tags)), row.price_band, row.source, row.updated_at, bool(row.hidden))
 
 
 def _version(row: Any) -> ModelVersion:
@@ -114,7 +114,7 @@ class RecommendStore:
 
     def _rows(self, items: Sequence[Item], source: str, now: datetime) -> list[tuple[Any, ...]]:
         return [(i.sku, i.category, i.brand, i.price_minor, i.currency, i.price_band, i.in_stock,
-                 orjson.dumps(list(i.tags)).decode(), source, now) for i in items]
+                 orjson.dumps(list(i.tags)).decode(), source, now, i.hidden) for i in items]
 
     def _existing(self, conn: Connection, skus: Sequence[str]) -> dict[str, str]:
         """SKU -> price band of those already stored."""
@@ -134,7 +134,7 @@ class RecommendStore:
         with transaction(self.engine) as conn:
             bands = self._existing(conn, skus)
             kept = [Item(i.sku, i.category, i.brand, i.price_minor, i.currency, i.in_stock, i.tags,
-                         bands.get(i.sku, ""), SOURCE_CATALOGUE) for i in latest]
+                         bands.get(i.sku, ""), SOURCE_CATALOGUE, hidden=i.hidden) for i in latest]
             for part in _chunks(list(bands)):
                 conn.execute(delete(items_t).where(member_of(items_t.c.sku, part, conn.dialect)))
             for part in _chunks(kept):

@@ -230,10 +230,13 @@ class Trainer:
         now = self.clock()
         self.store.add_event_items(items_from_interactions(interactions, self.currency), now)
         items = self.store.items()
-        bands = price_bands({i.sku: i.price_minor for i in items if i.price_minor > 0},
+        bands = price_bands({i.sku: i.price_minor for i in items if i.price_minor > 0 and not i.hidden},
                             {i.sku: i.category for i in items})
         self.store.set_price_bands(bands)
-        items = [replace(i, price_band=bands.get(i.sku, "")) for i in items]
+        hidden = {i.sku for i in items if i.hidden}
+        items = [replace(i, price_band=bands.get(i.sku, "")) for i in items if not i.hidden]
+        if hidden:
+            interactions = interactions[~interactions["sku"].isin(hidden)]
         with self.guard:
             # Customers erased after profile exported them are dropped here, before anything is kept.
             erased = self.store.erased_among(set(interactions["customer_id"].unique())

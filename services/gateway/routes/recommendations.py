@@ -84,6 +84,8 @@ class ItemIn(Strict):
     in_stock: bool = True
     tags: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
                     Field(default_factory=list, max_length=32)]
+    hidden: bool = Field(default=False, description="Not merchandise (postage, fees, gift wrap): never "
+                                                    "recommended, and its purchases are not trained on.")
 
 
 class ItemsIn(BaseModel):
@@ -121,6 +123,7 @@ class ItemOut(BaseModel):
     price_band: str | None = Field(description="p1 (cheapest fifth of its category) to p5; null before a training.")
     source: Literal["catalogue", "events"]
     updated_at: datetime | None
+    hidden: bool
 
 
 class ScoredOut(BaseModel):
@@ -259,14 +262,14 @@ def item_out(item: pb.Item) -> dict[str, Any]:
         "price": None if price is None else {"amount_minor": price.amount_minor, "currency": price.currency},
         "in_stock": item.in_stock, "tags": list(item.tags), "price_band": item.price_band or None,
         "source": _SOURCES.get(item.source, "catalogue"),
-        "updated_at": _time(item.updated_at, item.HasField("updated_at")),
+        "updated_at": _time(item.updated_at, item.HasField("updated_at")), "hidden": item.hidden,
     }
 
 
 def item_to_proto(item: ItemIn) -> pb.Item:
     price = common_pb2.Money(amount_minor=item.price.amount_minor, currency=item.price.currency) if item.price else None
     return pb.Item(sku=item.sku, category=item.category, brand=item.brand, price=price, in_stock=item.in_stock,
-                   tags=item.tags)
+                   tags=item.tags, hidden=item.hidden)
 
 
 def _filters(categories: list[str] | None, not_categories: list[str] | None, excluded: list[str] | None,

@@ -164,13 +164,14 @@ def test_similar_items(rec: TestClient, platform: dict[str, str]) -> None:
     assert missing.status_code == 404 and "NOPE" in missing.json()["error"]
 
 
-def test_items_are_checked_one_by_one(rec: TestClient, platform: dict[str, str]) -> None:
+def test_items_are_checked_one_by_one(rec: TestClient, platform: dict[str, str],
+                                     fake: tuple[FakeRecommend, str]) -> None:
     body = {"items": [
         {"sku": "A1", "category": "Home", "price": {"amount_minor": 250, "currency": "GBP"}, "tags": ["gift"]},
         {"sku": "A2", "price": {"amount_minor": -1, "currency": "GBP"}},
         {"sku": "REFUSED"},
         {"category": "no sku"},
-        {"sku": "A3", "in_stock": False},
+        {"sku": "A3", "in_stock": False, "hidden": True},
     ]}
     response = rec.post("/v1/items", json=body, headers=platform)
     assert response.status_code == 207, response.text
@@ -181,6 +182,7 @@ def test_items_are_checked_one_by_one(rec: TestClient, platform: dict[str, str])
     assert by_index[1]["status"] == "rejected" and "price.amount_minor" in by_index[1]["reason"]
     assert by_index[2]["reason"] == "refused by the service" and by_index[3]["reason"].startswith("sku")
     assert by_index[4]["status"] == "accepted"
+    assert fake[0].requests[-1].items[-1].hidden and not fake[0].requests[-1].items[0].hidden
     bad = rec.post("/v1/items", json={"items": [{"sku": ""}]}, headers=platform)
     assert bad.status_code == 422 and bad.json()["rejected"] == 1
     assert rec.post("/v1/items", content=b'{"items": [', headers={**platform, "Content-Type": "application/json"}

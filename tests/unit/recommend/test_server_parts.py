@@ -44,10 +44,10 @@ def test_without_customers_drops_rows_and_bought_lists(trained: Recommender) -> 
 
 def test_popular_items_before_any_model() -> None:
     interactions = interactions_frame([synthetic_interactions(customers=30, per_customer=20)])
-    items = [Item("G0-00", "Curated", in_stock=False), Item("NEVER-SOLD", "Home")]
+    items = [Item("G0-00", "Curated", in_stock=False), Item("NEVER-SOLD", "Home"), Item("G1-01", hidden=True)]
     features = [CustomerFeatures("c0", "champions"), CustomerFeatures("c1", "lost")]
     popular = popularity_recommender(interactions, items, features)
-    assert popular is not None and "NEVER-SOLD" in popular.item_index
+    assert popular is not None and "NEVER-SOLD" in popular.item_index and "G1-01" not in popular.item_index
     serving = Serving(lambda: popular)
     answer = serving.recommend("anyone", 5, Wanted(only_in_stock=True))
     assert answer.version == 0 and answer.ranked.fallback == "popular_overall"

@@ -45,6 +45,8 @@ def test_upsert_creates_replaces_and_keeps_the_last_of_a_repeated_sku(store: Rec
     assert store.get_item("C3") is not None and store.get_item("C3").category == "Garden"  # type: ignore[union-attr]
     assert store.get_item("nope") is None
     assert [i.sku for i in store.items()] == ["A1", "B2", "C3"] and store.count_items() == 3
+    store.upsert_items([Item("POST", "Fees", hidden=True)], NOW)
+    assert store.get_item("POST").hidden and not store.get_item("A1").hidden  # type: ignore[union-attr]
 
 
 def test_many_items_in_one_batch(store: RecommendStore) -> None:

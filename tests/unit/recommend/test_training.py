@@ -97,6 +97,14 @@ def test_first_run_serves_and_fills_the_catalogue(rig: Rig) -> None:
     assert answer.version == version and answer.ranked.fallback == "" and len(answer.ranked.skus) == 5
 
 
+def test_hidden_items_are_neither_trained_on_nor_recommended(rig: Rig) -> None:
+    rig.store.upsert_items([Item("G2-01", "Postage", hidden=True)], NOW)
+    rig.train(GOOD)
+    recommender = rig.serving.loaded.recommender  # type: ignore[union-attr]
+    assert "G2-01" not in recommender.item_index and "G2-02" in recommender.item_index
+    assert all("G2-01" not in rig.serving.recommend(f"c{c}", 20, Wanted()).ranked.skus for c in (2, 8, 14))
+
+
 def test_a_worse_run_is_rejected_and_serving_is_untouched(rig: Rig) -> None:
     first = rig.train(GOOD)
     before = rig.serving.loaded

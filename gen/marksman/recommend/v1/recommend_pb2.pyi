@@ -88,6 +88,7 @@ class Item(_message.Message):
     PRICE_BAND_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    HIDDEN_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """1-64 characters, as event lines take them."""
     category: _builtins.str
@@ -100,6 +101,8 @@ class Item(_message.Message):
     """
     source: Global___ItemSource.ValueType
     """Set by the service."""
+    hidden: _builtins.bool
+    """Never recommended and left out of training: postage, fees, gift wrap, deposits."""
     @_builtins.property
     def price(self) -> _common_pb2.Money:
         """The list price; amount 0 (and no currency) when unknown."""
@@ -120,10 +123,11 @@ class Item(_message.Message):
         price_band: _builtins.str = ...,
         source: Global___ItemSource.ValueType = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        hidden: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_in_stock", b"_in_stock", "in_stock", b"in_stock", "price", b"price", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_in_stock", b"_in_stock", "brand", b"brand", "category", b"category", "in_stock", b"in_stock", "price", b"price", "price_band", b"price_band", "sku", b"sku", "source", b"source", "tags", b"tags", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_in_stock", b"_in_stock", "brand", b"brand", "category", b"category", "hidden", b"hidden", "in_stock", b"in_stock", "price", b"price", "price_band", b"price_band", "sku", b"sku", "source", b"source", "tags", b"tags", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__in_stock: _TypeAlias = _typing.Literal["in_stock"]  # noqa: Y015
     _WhichOneofArgType__in_stock: _TypeAlias = _typing.Literal["_in_stock", b"_in_stock"]  # noqa: Y015
