@@ -132,17 +132,19 @@ def rows(report: CampaignReport) -> list[tuple[str, str]]:
     ]
 
 
-def compare(first: CampaignReport, second: CampaignReport) -> str:
-    """Two campaigns side by side, one figure a line, right-aligned in columns."""
-    if first.currency != second.currency:
-        raise ValueError(f"cannot compare campaigns in {first.currency} and {second.currency}")
-    left, right = rows(first), rows(second)
-    labels = [label for label, _ in left]
-    header = f"({first.currency})"
-    width = max(len(label) for label in [*labels, header])
-    columns = [max(len(name), *(len(value) for _, value in side))
-               for name, side in ((first.name, left), (second.name, right))]
-    lines = [f"{header:<{width}}  {first.name:>{columns[0]}}  {second.name:>{columns[1]}}"]
+def side_by_side(header: str, names: tuple[str, str], left: list[tuple[str, str]],
+                 right: list[tuple[str, str]]) -> str:
+    """Two columns of (label, value) lines with the same labels, values right-aligned under their names."""
+    width = max(len(header), *(len(label) for label, _ in left))
+    columns = [max(len(name), *(len(value) for _, value in side)) for name, side in zip(names, (left, right), strict=True)]
+    lines = [f"{header:<{width}}  {names[0]:>{columns[0]}}  {names[1]:>{columns[1]}}"]
     lines += [f"{label:<{width}}  {a:>{columns[0]}}  {b:>{columns[1]}}"
               for (label, a), (_, b) in zip(left, right, strict=True)]
     return "\n".join(lines) + "\n"
+
+
+def compare(first: CampaignReport, second: CampaignReport) -> str:
+    """Two campaigns side by side, one figure a line."""
+    if first.currency != second.currency:
+        raise ValueError(f"cannot compare campaigns in {first.currency} and {second.currency}")
+    return side_by_side(f"({first.currency})", (first.name, second.name), rows(first), rows(second))
