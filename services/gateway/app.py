@@ -14,8 +14,10 @@ from services.gateway.limits import BodyLimitMiddleware
 from services.gateway.metrics import MetricsMiddleware
 from services.gateway.requestid import RequestIdMiddleware
 from services.gateway.routes import admin, customers, events, ops, recommendations, segments
+from services.gateway.routes import pricing as pricing_routes
+from services.gateway.routes import quotes as quote_routes
 from services.gateway.schemas import EventsIn
-from services.gateway.store import KeyStore
+from services.gateway.store import KeyStore, PricingStore
 
 DESCRIPTION = (
     "The public API of Marksman for the e-commerce platform. Authenticate with "
@@ -58,8 +60,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.keys = key_store
+    # Pricing lives in the gateway's own database, beside the keys (one engine, one migration history).
+    app.state.pricing = PricingStore(key_store.engine, current_ttl_s=settings.rule_set_cache_s)
     app.state.upstreams = None
-    routers = (customers.router, events.router, segments.router, recommendations.router, admin.router, ops.router)
+    routers = (customers.router, events.router, segments.router, recommendations.router, admin.router, ops.router,
+               quote_routes.router, pricing_routes.router)
     for router in routers:
         app.include_router(router)
     errors.install(app)

@@ -34,6 +34,11 @@ class GatewaySettings(ServiceSettings):
     bootstrap_keys_file: Path | None = None
     # Seconds a verified (or refused) API key stays in the in-memory cache.
     key_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # Pricing: how long a quote holds; how long a quote waits for profile and segment before it is
+    # priced without their data (degraded); how soon a rule set saved by another process is used.
+    quote_ttl_s: float = Field(default=900.0, gt=0)
+    pricing_timeout_s: float = Field(default=0.25, gt=0)
+    rule_set_cache_s: float = Field(default=1.0, ge=0)
 
     def resolved_bootstrap_keys_file(self) -> Path:
         return self.bootstrap_keys_file or self.data_dir / "api-keys.txt"

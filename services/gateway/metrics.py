@@ -39,6 +39,12 @@ EVENT_REJECTIONS = Counter(
     "Rejected events by reason: a pydantic error type, or 'upstream' when profile refused the event.",
     ["reason"],
 )
+QUOTES = Counter("marksman_gateway_quotes_total", "Quotes given, by whether customer data was missing.", ["result"])
+REDEMPTIONS = Counter(
+    "marksman_gateway_redemptions_total",
+    "Order events naming a quote, by result: recorded, duplicate, unknown_quote, already_redeemed.",
+    ["result"],
+)
 # Only names the HTTP API knows: anything else goes under "other" (the label set stays bounded).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -109,3 +115,12 @@ def count_events(accepted: int, duplicates: int, rejections: dict[str, int]) -> 
         EVENTS.labels("rejected").inc(rejected)
     for reason, n in rejections.items():
         EVENT_REJECTIONS.labels(reason).inc(n)
+
+
+def count_quote(degraded: bool) -> None:
+    QUOTES.labels("degraded" if degraded else "complete").inc()
+
+
+def count_redemptions(outcomes: dict[str, str]) -> None:
+    for result in outcomes.values():
+        REDEMPTIONS.labels(result).inc()

@@ -1,4 +1,4 @@
-"""Every query of the gateway: API keys (created, verified with a short in-memory cache, revoked)."""
+"""Every query of the gateway: API keys (verified with a short in-memory cache), pricing rule sets, quotes, redemptions."""
 
 from __future__ import annotations
 
@@ -7,15 +7,32 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+import orjson
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from services.common import clock
-from services.common.db import make_engine
+from services.common.db import bulk_insert, make_engine, member_of, transaction
 from services.common.migrate import upgrade_to_head
-from services.gateway.models import ApiKey
+from services.gateway.models import (
+    ApiKey,
+    QuoteRow,
+    RedemptionRow,
+    RedemptionRuleRow,
+    RuleSetRow,
+    RuleSpendRow,
+)
+from services.gateway.pricing import Usage
+from services.gateway.pricing_rules import RuleSet, RuleSetIn
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 KEY_PREFIX = "mk_"
@@ -137,3 +154,209 @@ def write_secret_file(path: Path, text: str) -> None:
         os.write(descriptor, text.encode())
     finally:
         os.close(descriptor)
+
+
+# ---- pricing ----
+
+rule_sets_t = RuleSetRow.__table__  # type: ignore[attr-defined]
+quotes_t = QuoteRow.__table__  # type: ignore[attr-defined]
+redemptions_t = RedemptionRow.__table__  # type: ignore[attr-defined]
+redemption_rules_t = RedemptionRuleRow.__table__  # type: ignore[attr-defined]
+spend_t = RuleSpendRow.__table__  # type: ignore[attr-defined]
+QUOTE_COLUMNS = ("quote_id", "customer_id", "rule_set_version", "created_at", "expires_at", "discounts", "body")
+
+
+@dataclass(frozen=True, slots=True)
+class NewQuote:
+    quote_id: str
+    customer_id: str | None
+    rule_set_version: int
+    created_at: datetime
+    expires_at: datetime
+    discounts: Sequence[tuple[str, int]]  # (rule id, discount minor) over the whole quote
+    body: bytes  # the answer as given, JSON
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.quote_id, self.customer_id, self.rule_set_version, self.created_at, self.expires_at,
+                orjson.dumps(self.discounts).decode(), self.body.decode())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredQuote:
+    quote_id: str
+    customer_id: str | None
+    rule_set_version: int
+    created_at: datetime
+    expires_at: datetime
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    """An accepted order event naming a quote."""
+
+    event_id: str
+    quote_id: str
+    redeemed_at: datetime
+
+
+class RedeemStatus:
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"  # this event was recorded before
+    UNKNOWN_QUOTE = "unknown_quote"
+    ALREADY_REDEEMED = "already_redeemed"  # another event redeemed the quote first
+
+
+class PricingStore:
+    """Rule-set versions, quotes and redemptions in the gateway's database (one transaction per write)."""
+
+    def __init__(self, engine: Engine, *, current_ttl_s: float = 1.0) -> None:
+        self.engine = engine
+        self.current_ttl_s = current_ttl_s
+        # Versions never change, so each is parsed once; the current one is re-checked every
+        # current_ttl_s, so a version saved through another gateway process is used within that time.
+        self._versions: dict[int, RuleSet] = {}
+        self._current: tuple[float, RuleSet | None] = (0.0, None)
+
+    def save_rule_set(self, spec: RuleSetIn, now: datetime) -> RuleSet:
+        """Stores `spec` as the next version and makes it current here at once."""
+        body = spec.model_dump_json()
+        for attempt in range(3):
+            try:
+                with transaction(self.engine) as conn:
+                    latest = conn.execute(select(func.max(rule_sets_t.c.version))).scalar()
+                    version = int(latest or 0) + 1
+                    conn.execute(insert(rule_sets_t).values(version=version, body=body, created_at=now))
+                break
+            except IntegrityError:  # another process saved the same version number first
+                if attempt == 2:
+                    raise
+        saved = RuleSet(version, spec, now)
+        self._versions[version] = saved
+        self._current = (time.monotonic() + self.current_ttl_s, saved)
+        return saved
+
+    def current_rule_set(self) -> RuleSet | None:
+        expires, cached = self._current
+        if expires > time.monotonic():
+            return cached
+        with self.engine.connect() as conn:
+            latest = conn.execute(select(func.max(rule_sets_t.c.version))).scalar()
+        found = self.rule_set(int(latest)) if latest is not None else None
+        self._current = (time.monotonic() + self.current_ttl_s, found)
+        return found
+
+    def rule_set(self, version: int) -> RuleSet | None:
+        cached = self._versions.get(version)
+        if cached is not None:
+            return cached
+        with self.engine.connect() as conn:
+            row = conn.execute(select(rule_sets_t).where(rule_sets_t.c.version == version)).first()
+        if row is None:
+            return None
+        found = RuleSet(row.version, RuleSetIn.model_validate_json(row.body), clock.as_utc(row.created_at))
+        self._versions[version] = found
+        return found
+
+    def save_quotes(self, quotes: Sequence[NewQuote]) -> None:
+        with transaction(self.engine) as conn:
+            bulk_insert(conn, quotes_t, [q.row() for q in quotes], columns=QUOTE_COLUMNS)
+
+    def quote(self, quote_id: str) -> StoredQuote | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(quotes_t).where(quotes_t.c.quote_id == quote_id)).first()
+        if row is None:
+            return None
+        return StoredQuote(row.quote_id, row.customer_id, row.rule_set_version, clock.as_utc(row.created_at),
+                           clock.as_utc(row.expires_at), row.body)
+
+    def usage(self, customer_id: str | None, rule_ids: Sequence[str]) -> Usage:
+        """The customer's redeemed uses of each rule and each rule's total discount redeemed."""
+        if not rule_ids:
+            return Usage()
+        with self.engine.connect() as conn:
+            spent = {rule_id: int(amount) for rule_id, amount in conn.execute(
+                select(spend_t.c.rule_id, spend_t.c.discount_minor)
+                .where(member_of(spend_t.c.rule_id, list(rule_ids), conn.dialect)))}
+            uses: dict[str, int] = {}
+            if customer_id is not None:
+                uses = {rule_id: int(n) for rule_id, n in conn.execute(
+                    select(redemption_rules_t.c.rule_id, func.count())
+                    .where(redemption_rules_t.c.customer_id == customer_id,
+                           member_of(redemption_rules_t.c.rule_id, list(rule_ids), conn.dialect))
+                    .group_by(redemption_rules_t.c.rule_id))}
+        return Usage(customer_uses=uses, budget_spent=spent)
+
+    def redeem(self, redemptions: Sequence[Redemption]) -> dict[str, str]:
+        """Records the redemptions in one transaction; event id -> RedeemStatus. Idempotent by event id."""
+        if not redemptions:
+            return {}
+        try:
+            return self._redeem(redemptions)
+        except IntegrityError:  # another gateway process recorded some of them at the same moment
+            return self._redeem(redemptions)
+
+    def _redeem(self, redemptions: Sequence[Redemption]) -> dict[str, str]:
+        outcome: dict[str, str] = {}
+        with transaction(self.engine) as conn:
+            dialect = conn.dialect
+            event_ids = list(dict.fromkeys(r.event_id for r in redemptions))
+            recorded = set(conn.execute(select(redemptions_t.c.event_id).where(
+                member_of(redemptions_t.c.event_id, event_ids, dialect))).scalars())
+            quote_ids = list({r.quote_id for r in redemptions})
+            quotes = {row.quote_id: row for row in conn.execute(
+                select(quotes_t.c.quote_id, quotes_t.c.customer_id, quotes_t.c.rule_set_version, quotes_t.c.discounts)
+                .where(member_of(quotes_t.c.quote_id, quote_ids, dialect)))}
+            taken = set(conn.execute(select(redemptions_t.c.quote_id).where(
+                member_of(redemptions_t.c.quote_id, quote_ids, dialect))).scalars())
+            rows: list[dict[str, Any]] = []
+            rule_rows: list[dict[str, Any]] = []
+            spend: dict[str, list[int]] = {}
+            for item in redemptions:
+                if item.event_id in outcome:
+                    continue
+                if item.event_id in recorded:
+                    outcome[item.event_id] = RedeemStatus.DUPLICATE
+                    continue
+                quote = quotes.get(item.quote_id)
+                if quote is None:
+                    outcome[item.event_id] = RedeemStatus.UNKNOWN_QUOTE
+                    continue
+                if item.quote_id in taken:
+                    outcome[item.event_id] = RedeemStatus.ALREADY_REDEEMED
+                    continue
+                taken.add(item.quote_id)
+                outcome[item.event_id] = RedeemStatus.RECORDED
+                rows.append({"event_id": item.event_id, "quote_id": item.quote_id, "customer_id": quote.customer_id,
+                             "rule_set_version": quote.rule_set_version, "redeemed_at": item.redeemed_at})
+                for rule_id, amount in orjson.loads(quote.discounts):
+                    rule_rows.append({"event_id": item.event_id, "rule_id": rule_id,
+                                      "customer_id": quote.customer_id, "discount_minor": amount})
+                    totals = spend.setdefault(rule_id, [0, 0])
+                    totals[0] += amount
+                    totals[1] += 1
+            bulk_insert(conn, redemptions_t, rows)
+            bulk_insert(conn, redemption_rules_t, rule_rows)
+            if spend:
+                _add_spend(conn, [{"rule_id": k, "discount_minor": v[0], "redemptions": v[1]} for k, v in spend.items()])
+        return outcome
+
+    def erase(self, customer_id: str) -> int:
+        """Deletes the customer's quotes; their redemptions stay (budgets count them) without the customer id."""
+        with transaction(self.engine) as conn:
+            deleted = conn.execute(delete(quotes_t).where(quotes_t.c.customer_id == customer_id)).rowcount or 0
+            for table in (redemptions_t, redemption_rules_t):
+                deleted += conn.execute(
+                    update(table).where(table.c.customer_id == customer_id).values(customer_id=None)).rowcount or 0
+        return int(deleted)
+
+
+def _add_spend(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = module.insert(spend_t)
+    statement = statement.on_conflict_do_update(
+        index_elements=[spend_t.c.rule_id],
+        set_={"discount_minor": spend_t.c.discount_minor + statement.excluded.discount_minor,
+              "redemptions": spend_t.c.redemptions + statement.excluded.redemptions},
+    )
+    conn.execute(statement, rows)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from marksman.profile.v1 import profile_pb2
+from starlette.concurrency import run_in_threadpool
 
 from services.common import clock
 from services.gateway import convert
@@ -100,10 +101,11 @@ async def merge_identity(body: MergeIdentityIn, clients: Clients) -> MergeIdenti
     responses=errors(401, 403, 422, 502, 503),
     dependencies=[Depends(require(ADMIN))],
 )
-async def erase_customer(customer_id: CustomerId, clients: Clients) -> ErasureOut:
+async def erase_customer(customer_id: CustomerId, clients: Clients, request: Request) -> ErasureOut:
     names = list(clients.erasers)
     outcomes = await asyncio.gather(*(clients.erase(n, customer_id) for n in names), return_exceptions=True)
-    erased: dict[str, int] = {}
+    # The gateway's own records of the customer: quotes (deleted) and redemptions (kept without the id).
+    erased: dict[str, int] = {"gateway": await run_in_threadpool(request.app.state.pricing.erase, customer_id)}
     failed: dict[str, str] = {}
     for name, outcome in zip(names, outcomes, strict=True):
         if isinstance(outcome, UpstreamError):

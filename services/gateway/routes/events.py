@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from marksman.profile.v1 import profile_pb2
 from starlette.concurrency import run_in_threadpool
 
-from services.gateway import batch, convert
+from services.gateway import batch, convert, pricing_redemptions
 from services.gateway.auth import PLATFORM, require
 from services.gateway.deps import upstreams
 from services.gateway.metrics import count_events
@@ -55,5 +55,8 @@ async def ingest_events(request: Request) -> Response:
             "profile", clients.profile.IngestEvents, message, timeout_s=clients.ingest_timeout_s
         )
     status, out = batch.merge(checked, answer)
+    redemptions = pricing_redemptions.of_batch(checked, answer)
+    if redemptions:
+        await pricing_redemptions.record(request.app.state.pricing, redemptions)
     count_events(out["accepted"], out["duplicates"], checked.rejections)
     return Response(orjson.dumps(out), status_code=status, media_type="application/json")

@@ -39,6 +39,8 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
         self.ingest_requests: list[profile_pb2.IngestEventsRequest] = []
         self.erased: list[str] = []
         self.drop_results = False
+        # customer id -> portrait traits to answer with (price_sensitivity ...)
+        self.traits: dict[str, dict[str, float]] = {}
 
     def UpsertCustomers(self, request: Any, context: Any) -> Any:
         results = []
@@ -91,8 +93,24 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
                 common_pb2.PAYMENT_CHANNEL_ALIPAY if orders else common_pb2.PAYMENT_CHANNEL_UNSPECIFIED),
             region=self.customers[request.customer_id].region,
             consents=self.customers[request.customer_id].consents,
+            **self.traits.get(request.customer_id, {}),
         )
         return profile_pb2.GetPortraitResponse(portrait=portrait)
+
+    def GetCustomerTotals(self, request: Any, context: Any) -> Any:
+        if request.customer_id == SLOW_CUSTOMER:
+            time.sleep(SLOW_SECONDS)
+        if request.customer_id not in self.customers:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no customer {request.customer_id!r}")
+        totals = []
+        for since in request.since:
+            orders = [e for e in self.events.values() if e.customer_id == request.customer_id and e.type == 4
+                      and since.ToDatetime() <= e.occurred_at.ToDatetime()
+                      and (not request.HasField("until") or e.occurred_at.ToDatetime() < request.until.ToDatetime())]
+            spend = sum(line.quantity * line.unit_price_minor for e in orders for line in e.lines)
+            totals.append(profile_pb2.CustomerTotals(
+                since=since, net_spend=common_pb2.Money(amount_minor=spend, currency="GBP"), orders=len(orders)))
+        return profile_pb2.GetCustomerTotalsResponse(totals=totals)
 
     def MergeIdentity(self, request: Any, context: Any) -> Any:
         if request.customer_id not in self.customers:

@@ -107,7 +107,7 @@ def test_erasure_reaches_every_configured_service(settings: GatewaySettings, key
         client.post("/v1/customers", json={"customers": [{"customer_id": "c-1"}]}, headers=admin)
         response = client.delete("/v1/customers/c-1", headers=admin)
     assert response.status_code == 200, response.text
-    assert response.json() == {"customer_id": "c-1", "services": {"profile": 3, "segment": 1},
+    assert response.json() == {"customer_id": "c-1", "services": {"gateway": 0, "profile": 3, "segment": 1},
                                "skipped": ["recommend", "campaign"]}
     assert upstream.profile.erased == ["c-1"]
 
@@ -125,7 +125,7 @@ def test_erasure_with_a_service_down_is_503_naming_it(settings: GatewaySettings,
     assert response.status_code == 503
     body = response.json()
     assert "campaign service unavailable" in body["error"] and "retry" in body["error"]
-    assert body["detail"]["erased"] == {"profile": 0} and "campaign" in body["detail"]["failed"]
+    assert body["detail"]["erased"] == {"gateway": 0, "profile": 0} and "campaign" in body["detail"]["failed"]
 
 
 def test_admin_summary_and_recompute(client: TestClient, admin: dict[str, str]) -> None:

@@ -306,7 +306,7 @@ def test_erasure_includes_segment(seg: TestClient, admin: dict[str, str], platfo
     response = seg.delete("/v1/customers/c-1", headers=admin)
     assert response.status_code == 200, response.text
     # segment: one stored membership and the cached portrait.
-    assert response.json() == {"customer_id": "c-1", "services": {"profile": 3, "segment": 2},
+    assert response.json() == {"customer_id": "c-1", "services": {"gateway": 0, "profile": 3, "segment": 2},
                                "skipped": ["recommend", "campaign"]}
     assert upstream.segment.erased == ["c-1"] and upstream.profile.erased == ["c-1"]
     members = seg.get("/v1/segments/vip/versions/1/members", headers=admin).json()["customer_ids"]
@@ -318,7 +318,7 @@ def test_erasure_skips_segment_when_not_configured(client: TestClient, admin: di
                                                    upstream: FakeServer) -> None:
     response = client.delete("/v1/customers/c-1", headers=admin)
     assert response.status_code == 200
-    assert response.json()["services"] == {"profile": 0} and "segment" in response.json()["skipped"]
+    assert response.json()["services"] == {"gateway": 0, "profile": 0} and "segment" in response.json()["skipped"]
     assert upstream.segment.erased == []
 
 
