@@ -12,36 +12,17 @@ import httpx
 import orjson
 import pytest
 
-from services.partner_sample import signing
-from services.stack import free_port
+from services.partner_sample import process, signing
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s"
 
 
 @pytest.fixture
-def receiver() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.partner_sample", "--port", str(port), "--secret", SECRET,
-         "--fail-first", "1", "--fail-status", "502", "--delay-ms", "700", "--delay-first", "2"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.TransportError as error:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = process.stderr.read().decode() if process.stderr else ""
-                    raise RuntimeError(f"receiver did not start: {log}") from error
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+def receiver(tmp_path: Path) -> Iterator[str]:
+    flags = ["--fail-first", "1", "--fail-status", "502", "--delay-ms", "700", "--delay-first", "2"]
+    with process.running(SECRET, flags, log_path=tmp_path / "partner.log") as running:
+        yield running.url
 
 
 def send(url: str, keys: list[str], timeout: float = 5.0) -> httpx.Response:
@@ -69,3 +50,14 @@ def test_secret_is_required() -> None:
     done = subprocess.run([sys.executable, "-m", "services.partner_sample", "--port", "0"], cwd=ROOT,
                           capture_output=True, text=True, env={"PATH": "/usr/bin"}, timeout=60)
     assert done.returncode == 2 and "--secret is required" in done.stderr
+
+
+@pytest.mark.integration
+def test_receiver_helper_sets_faults_and_reads_messages(tmp_path: Path) -> None:
+    with process.running(SECRET, log_path=tmp_path / "partner.log") as running:
+        assert running.faults(fail_next=1, fail_status=503)["fail_next"] == 1
+        assert send(running.url, ["x"]).status_code == 503
+        assert send(running.url, ["x"]).status_code == 200
+        assert [m["idempotency_key"] for m in running.messages("c")] == ["x"]
+        assert running.messages("other") == [] and running.stats()["failed_injected"] == 1
+    assert running.process.poll() is not None
