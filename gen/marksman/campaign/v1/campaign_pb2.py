@@ -22,16 +22,103 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from marksman.common.v1 import common_pb2 as marksman_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#marksman/campaign/v1/campaign.proto\x12\x14marksman.campaign.v1\x1a\x1fmarksman/common/v1/common.proto2w\n\x0f\x43\x61mpaignService\x12\x64\n\rEraseCustomer\x12(.marksman.common.v1.EraseCustomerRequest\x1a).marksman.common.v1.EraseCustomerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#marksman/campaign/v1/campaign.proto\x12\x14marksman.campaign.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmarksman/common/v1/common.proto\"o\n\x0c\x43hannelRoute\x12.\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x1d.marksman.campaign.v1.Channel\x12\x0f\n\x07partner\x18\x02 \x01(\t\x12\x1e\n\x16\x63ost_per_contact_minor\x18\x03 \x01(\x03\"Z\n\x05Offer\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"6\n\x0c\x46requencyCap\x12\x14\n\x0cmax_messages\x18\x01 \x01(\x05\x12\x10\n\x08per_days\x18\x02 \x01(\x05\"(\n\nQuietHours\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t\"\xa1\x04\n\x0c\x43\x61mpaignSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x04goal\x18\x02 \x01(\x0e\x32\x1a.marksman.campaign.v1.Goal\x12\x18\n\x10goal_description\x18\x03 \x01(\t\x12\x0f\n\x07segment\x18\x04 \x01(\t\x12\x34\n\x08\x63hannels\x18\x05 \x03(\x0b\x32\".marksman.campaign.v1.ChannelRoute\x12\x10\n\x08template\x18\x06 \x01(\t\x12\x0f\n\x07subject\x18\x07 \x01(\t\x12*\n\x05offer\x18\x08 \x01(\x0b\x32\x1b.marksman.campaign.v1.Offer\x12)\n\x06\x62udget\x18\t \x01(\x0b\x32\x19.marksman.common.v1.Money\x12\x17\n\x0fholdout_percent\x18\n \x01(\x01\x12\x39\n\rfrequency_cap\x18\x0b \x01(\x0b\x32\".marksman.campaign.v1.FrequencyCap\x12\x35\n\x0bquiet_hours\x18\x0c \x01(\x0b\x32 .marksman.campaign.v1.QuietHours\x12,\n\x08start_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recommended_items\x18\x0e \x01(\x05\x12\x18\n\x10\x61ttribution_days\x18\x0f \x01(\x05\x12\x10\n\x08\x63urrency\x18\x10 \x01(\t\"\xdb\x01\n\x0e\x43\x61mpaignCounts\x12\x10\n\x08targeted\x18\x01 \x01(\x03\x12\x0f\n\x07holdout\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x0e\n\x06queued\x18\x04 \x01(\x03\x12\x0c\n\x04sent\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x0c\n\x04\x64\x65\x61\x64\x18\x07 \x01(\x03\x12\x0f\n\x07skipped\x18\x08 \x01(\x03\x12\x11\n\tdelivered\x18\t \x01(\x03\x12\x0e\n\x06opened\x18\n \x01(\x03\x12\x0f\n\x07\x63licked\x18\x0b \x01(\x03\x12\x14\n\x0cunsubscribed\x18\x0c \x01(\x03\"\x88\x03\n\x08\x43\x61mpaign\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x30\n\x04spec\x18\x02 \x01(\x0b\x32\".marksman.campaign.v1.CampaignSpec\x12\x32\n\x05state\x18\x03 \x01(\x0e\x32#.marksman.campaign.v1.CampaignState\x12\x18\n\x10\x61udience_version\x18\x04 \x01(\x05\x12(\n\x05spent\x18\x05 \x01(\x0b\x32\x19.marksman.common.v1.Money\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0blaunched_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x06\x63ounts\x18\t \x01(\x0b\x32$.marksman.campaign.v1.CampaignCounts\"I\n\x15\x43reateCampaignRequest\x12\x30\n\x04spec\x18\x01 \x01(\x0b\x32\".marksman.campaign.v1.CampaignSpec\"J\n\x16\x43reateCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.marksman.campaign.v1.Campaign\"U\n\x15UpdateCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x30\n\x04spec\x18\x02 \x01(\x0b\x32\".marksman.campaign.v1.CampaignSpec\"J\n\x16UpdateCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.marksman.campaign.v1.Campaign\" \n\x12GetCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"G\n\x13GetCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.marksman.campaign.v1.Campaign\"J\n\x14ListCampaignsRequest\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32#.marksman.campaign.v1.CampaignState\"J\n\x15ListCampaignsResponse\x12\x31\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1e.marksman.campaign.v1.Campaign\"#\n\x15\x44\x65leteCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"\x18\n\x16\x44\x65leteCampaignResponse\"#\n\x15LaunchCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"J\n\x16LaunchCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.marksman.campaign.v1.Campaign\"\"\n\x14PauseCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"I\n\x15PauseCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.marksman.campaign.v1.Campaign\"#\n\x15ResumeCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"J\n\x16ResumeCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.marksman.campaign.v1.Campaign\"#\n\x15\x43\x61ncelCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"J\n\x16\x43\x61ncelCampaignResponse\x12\x30\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1e.marksman.campaign.v1.Campaign\"\xe8\x01\n\x07Partner\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x02 \x01(\t\x12\x18\n\x10rate_limit_per_s\x18\x03 \x01(\x05\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12/\n\x04mode\x18\x05 \x01(\x0e\x32!.marksman.campaign.v1.PartnerMode\x12.\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x1d.marksman.campaign.v1.Channel\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x16RegisterPartnerRequest\x12.\n\x07partner\x18\x01 \x01(\x0b\x32\x1d.marksman.campaign.v1.Partner\x12\x0e\n\x06secret\x18\x02 \x01(\t\"j\n\x17RegisterPartnerResponse\x12.\n\x07partner\x18\x01 \x01(\x0b\x32\x1d.marksman.campaign.v1.Partner\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\"\x15\n\x13ListPartnersRequest\"G\n\x14ListPartnersResponse\x12/\n\x08partners\x18\x01 \x03(\x0b\x32\x1d.marksman.campaign.v1.Partner\"\'\n\x17RotatePartnerKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"+\n\x18RotatePartnerKeyResponse\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"\xac\x04\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\x03\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x32\n\x05state\x18\x05 \x01(\x0e\x32#.marksman.campaign.v1.DeliveryState\x12.\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x1d.marksman.campaign.v1.Channel\x12\x0f\n\x07partner\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x33\n\x0fnext_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\topened_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclicked_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0funsubscribed_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncost_minor\x18\x10 \x01(\x03\"\x87\x01\n\x15ListDeliveriesRequest\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\x03\x12\x32\n\x05state\x18\x02 \x01(\x0e\x32#.marksman.campaign.v1.DeliveryState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"e\n\x16ListDeliveriesResponse\x12\x32\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1e.marksman.campaign.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xed\x03\n\x0e\x43\x61mpaignReport\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08targeted\x18\x03 \x01(\x03\x12\x0f\n\x07holdout\x18\x04 \x01(\x03\x12\x0c\n\x04sent\x18\x05 \x01(\x03\x12\x11\n\tdelivered\x18\x06 \x01(\x03\x12\x11\n\tresponses\x18\x07 \x01(\x03\x12\x15\n\rresponse_rate\x18\x08 \x01(\x01\x12*\n\x07revenue\x18\t \x01(\x0b\x32\x19.marksman.common.v1.Money\x12\'\n\x04\x63ost\x18\n \x01(\x0b\x32\x19.marksman.common.v1.Money\x12\x19\n\x11revenue_over_cost\x18\x0b \x01(\x01\x12\x0f\n\x07net_roi\x18\x0c \x01(\x01\x12\x19\n\x11holdout_responses\x18\r \x01(\x03\x12\x1d\n\x15holdout_response_rate\x18\x0e \x01(\x01\x12\x0e\n\x06uplift\x18\x0f \x01(\x01\x12\x15\n\ruplift_ci_low\x18\x10 \x01(\x01\x12\x16\n\x0euplift_ci_high\x18\x11 \x01(\x01\x12\x18\n\x10\x61ttribution_days\x18\x12 \x01(\x05\x12\x36\n\x13incremental_revenue\x18\x13 \x01(\x0b\x32\x19.marksman.common.v1.Money\"&\n\x18GetCampaignReportRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"Q\n\x19GetCampaignReportResponse\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.marksman.campaign.v1.CampaignReport*}\n\x04Goal\x12\x14\n\x10GOAL_UNSPECIFIED\x10\x00\x12\x12\n\x0eGOAL_RETENTION\x10\x01\x12\x0f\n\x0bGOAL_GROWTH\x10\x02\x12\x13\n\x0fGOAL_ACTIVATION\x10\x03\x12\x14\n\x10GOAL_ACQUISITION\x10\x04\x12\x0f\n\x0bGOAL_CUSTOM\x10\x05*~\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x01\x12\x11\n\rCHANNEL_EMAIL\x10\x02\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x03\x12\x13\n\x0f\x43HANNEL_WEBHOOK\x10\x04\x12\x0f\n\x0b\x43HANNEL_ADS\x10\x05*\xda\x01\n\rCampaignState\x12\x1e\n\x1a\x43\x41MPAIGN_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41MPAIGN_STATE_DRAFT\x10\x01\x12\x1c\n\x18\x43\x41MPAIGN_STATE_SCHEDULED\x10\x02\x12\x1a\n\x16\x43\x41MPAIGN_STATE_RUNNING\x10\x03\x12\x19\n\x15\x43\x41MPAIGN_STATE_PAUSED\x10\x04\x12\x1c\n\x18\x43\x41MPAIGN_STATE_COMPLETED\x10\x05\x12\x1c\n\x18\x43\x41MPAIGN_STATE_CANCELLED\x10\x06*Y\n\x0bPartnerMode\x12\x1c\n\x18PARTNER_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTNER_MODE_PUSH\x10\x01\x12\x15\n\x11PARTNER_MODE_PULL\x10\x02*\xeb\x01\n\rDeliveryState\x12\x1e\n\x1a\x44\x45LIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_STATE_PENDING\x10\x01\x12\x19\n\x15\x44\x45LIVERY_STATE_QUEUED\x10\x02\x12\x17\n\x13\x44\x45LIVERY_STATE_SENT\x10\x03\x12\x19\n\x15\x44\x45LIVERY_STATE_FAILED\x10\x04\x12\x17\n\x13\x44\x45LIVERY_STATE_DEAD\x10\x05\x12\x1a\n\x16\x44\x45LIVERY_STATE_SKIPPED\x10\x06\x12\x1a\n\x16\x44\x45LIVERY_STATE_HOLDOUT\x10\x07\x32\xea\x0c\n\x0f\x43\x61mpaignService\x12k\n\x0e\x43reateCampaign\x12+.marksman.campaign.v1.CreateCampaignRequest\x1a,.marksman.campaign.v1.CreateCampaignResponse\x12k\n\x0eUpdateCampaign\x12+.marksman.campaign.v1.UpdateCampaignRequest\x1a,.marksman.campaign.v1.UpdateCampaignResponse\x12\x62\n\x0bGetCampaign\x12(.marksman.campaign.v1.GetCampaignRequest\x1a).marksman.campaign.v1.GetCampaignResponse\x12h\n\rListCampaigns\x12*.marksman.campaign.v1.ListCampaignsRequest\x1a+.marksman.campaign.v1.ListCampaignsResponse\x12k\n\x0e\x44\x65leteCampaign\x12+.marksman.campaign.v1.DeleteCampaignRequest\x1a,.marksman.campaign.v1.DeleteCampaignResponse\x12k\n\x0eLaunchCampaign\x12+.marksman.campaign.v1.LaunchCampaignRequest\x1a,.marksman.campaign.v1.LaunchCampaignResponse\x12h\n\rPauseCampaign\x12*.marksman.campaign.v1.PauseCampaignRequest\x1a+.marksman.campaign.v1.PauseCampaignResponse\x12k\n\x0eResumeCampaign\x12+.marksman.campaign.v1.ResumeCampaignRequest\x1a,.marksman.campaign.v1.ResumeCampaignResponse\x12k\n\x0e\x43\x61ncelCampaign\x12+.marksman.campaign.v1.CancelCampaignRequest\x1a,.marksman.campaign.v1.CancelCampaignResponse\x12n\n\x0fRegisterPartner\x12,.marksman.campaign.v1.RegisterPartnerRequest\x1a-.marksman.campaign.v1.RegisterPartnerResponse\x12\x65\n\x0cListPartners\x12).marksman.campaign.v1.ListPartnersRequest\x1a*.marksman.campaign.v1.ListPartnersResponse\x12q\n\x10RotatePartnerKey\x12-.marksman.campaign.v1.RotatePartnerKeyRequest\x1a..marksman.campaign.v1.RotatePartnerKeyResponse\x12k\n\x0eListDeliveries\x12+.marksman.campaign.v1.ListDeliveriesRequest\x1a,.marksman.campaign.v1.ListDeliveriesResponse\x12t\n\x11GetCampaignReport\x12..marksman.campaign.v1.GetCampaignReportRequest\x1a/.marksman.campaign.v1.GetCampaignReportResponse\x12\x64\n\rEraseCustomer\x12(.marksman.common.v1.EraseCustomerRequest\x1a).marksman.common.v1.EraseCustomerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'marksman.campaign.v1.campaign_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CAMPAIGNSERVICE']._serialized_start=94
-  _globals['_CAMPAIGNSERVICE']._serialized_end=213
+  _globals['_GOAL']._serialized_start=4715
+  _globals['_GOAL']._serialized_end=4840
+  _globals['_CHANNEL']._serialized_start=4842
+  _globals['_CHANNEL']._serialized_end=4968
+  _globals['_CAMPAIGNSTATE']._serialized_start=4971
+  _globals['_CAMPAIGNSTATE']._serialized_end=5189
+  _globals['_PARTNERMODE']._serialized_start=5191
+  _globals['_PARTNERMODE']._serialized_end=5280
+  _globals['_DELIVERYSTATE']._serialized_start=5283
+  _globals['_DELIVERYSTATE']._serialized_end=5518
+  _globals['_CHANNELROUTE']._serialized_start=127
+  _globals['_CHANNELROUTE']._serialized_end=238
+  _globals['_OFFER']._serialized_start=240
+  _globals['_OFFER']._serialized_end=330
+  _globals['_FREQUENCYCAP']._serialized_start=332
+  _globals['_FREQUENCYCAP']._serialized_end=386
+  _globals['_QUIETHOURS']._serialized_start=388
+  _globals['_QUIETHOURS']._serialized_end=428
+  _globals['_CAMPAIGNSPEC']._serialized_start=431
+  _globals['_CAMPAIGNSPEC']._serialized_end=976
+  _globals['_CAMPAIGNCOUNTS']._serialized_start=979
+  _globals['_CAMPAIGNCOUNTS']._serialized_end=1198
+  _globals['_CAMPAIGN']._serialized_start=1201
+  _globals['_CAMPAIGN']._serialized_end=1593
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_start=1595
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=1668
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=1670
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=1744
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=1746
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=1831
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=1833
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=1907
+  _globals['_GETCAMPAIGNREQUEST']._serialized_start=1909
+  _globals['_GETCAMPAIGNREQUEST']._serialized_end=1941
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=1943
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=2014
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_start=2016
+  _globals['_LISTCAMPAIGNSREQUEST']._serialized_end=2090
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_start=2092
+  _globals['_LISTCAMPAIGNSRESPONSE']._serialized_end=2166
+  _globals['_DELETECAMPAIGNREQUEST']._serialized_start=2168
+  _globals['_DELETECAMPAIGNREQUEST']._serialized_end=2203
+  _globals['_DELETECAMPAIGNRESPONSE']._serialized_start=2205
+  _globals['_DELETECAMPAIGNRESPONSE']._serialized_end=2229
+  _globals['_LAUNCHCAMPAIGNREQUEST']._serialized_start=2231
+  _globals['_LAUNCHCAMPAIGNREQUEST']._serialized_end=2266
+  _globals['_LAUNCHCAMPAIGNRESPONSE']._serialized_start=2268
+  _globals['_LAUNCHCAMPAIGNRESPONSE']._serialized_end=2342
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_start=2344
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_end=2378
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_start=2380
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_end=2453
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_start=2455
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_end=2490
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_start=2492
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_end=2566
+  _globals['_CANCELCAMPAIGNREQUEST']._serialized_start=2568
+  _globals['_CANCELCAMPAIGNREQUEST']._serialized_end=2603
+  _globals['_CANCELCAMPAIGNRESPONSE']._serialized_start=2605
+  _globals['_CANCELCAMPAIGNRESPONSE']._serialized_end=2679
+  _globals['_PARTNER']._serialized_start=2682
+  _globals['_PARTNER']._serialized_end=2914
+  _globals['_REGISTERPARTNERREQUEST']._serialized_start=2916
+  _globals['_REGISTERPARTNERREQUEST']._serialized_end=3004
+  _globals['_REGISTERPARTNERRESPONSE']._serialized_start=3006
+  _globals['_REGISTERPARTNERRESPONSE']._serialized_end=3112
+  _globals['_LISTPARTNERSREQUEST']._serialized_start=3114
+  _globals['_LISTPARTNERSREQUEST']._serialized_end=3135
+  _globals['_LISTPARTNERSRESPONSE']._serialized_start=3137
+  _globals['_LISTPARTNERSRESPONSE']._serialized_end=3208
+  _globals['_ROTATEPARTNERKEYREQUEST']._serialized_start=3210
+  _globals['_ROTATEPARTNERKEYREQUEST']._serialized_end=3249
+  _globals['_ROTATEPARTNERKEYRESPONSE']._serialized_start=3251
+  _globals['_ROTATEPARTNERKEYRESPONSE']._serialized_end=3294
+  _globals['_DELIVERY']._serialized_start=3297
+  _globals['_DELIVERY']._serialized_end=3853
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=3856
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=3991
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=3993
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=4094
+  _globals['_CAMPAIGNREPORT']._serialized_start=4097
+  _globals['_CAMPAIGNREPORT']._serialized_end=4590
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_start=4592
+  _globals['_GETCAMPAIGNREPORTREQUEST']._serialized_end=4630
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_start=4632
+  _globals['_GETCAMPAIGNREPORTRESPONSE']._serialized_end=4713
+  _globals['_CAMPAIGNSERVICE']._serialized_start=5521
+  _globals['_CAMPAIGNSERVICE']._serialized_end=7163
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from marksman.campaign.v1 import campaign_pb2 as marksman_dot_campaign_dot_v1_dot_campaign__pb2
 from marksman.common.v1 import common_pb2 as marksman_dot_common_dot_v1_dot_common__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -34,6 +35,76 @@ class CampaignServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/CreateCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CreateCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CreateCampaignResponse.FromString,
+                _registered_method=True)
+        self.UpdateCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/UpdateCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.UpdateCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.UpdateCampaignResponse.FromString,
+                _registered_method=True)
+        self.GetCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/GetCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignResponse.FromString,
+                _registered_method=True)
+        self.ListCampaigns = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/ListCampaigns',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListCampaignsRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListCampaignsResponse.FromString,
+                _registered_method=True)
+        self.DeleteCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/DeleteCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.DeleteCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.DeleteCampaignResponse.FromString,
+                _registered_method=True)
+        self.LaunchCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/LaunchCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.LaunchCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.LaunchCampaignResponse.FromString,
+                _registered_method=True)
+        self.PauseCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/PauseCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.PauseCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.PauseCampaignResponse.FromString,
+                _registered_method=True)
+        self.ResumeCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/ResumeCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ResumeCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ResumeCampaignResponse.FromString,
+                _registered_method=True)
+        self.CancelCampaign = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/CancelCampaign',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CancelCampaignRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CancelCampaignResponse.FromString,
+                _registered_method=True)
+        self.RegisterPartner = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/RegisterPartner',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RegisterPartnerRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RegisterPartnerResponse.FromString,
+                _registered_method=True)
+        self.ListPartners = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/ListPartners',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListPartnersRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListPartnersResponse.FromString,
+                _registered_method=True)
+        self.RotatePartnerKey = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/RotatePartnerKey',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RotatePartnerKeyRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RotatePartnerKeyResponse.FromString,
+                _registered_method=True)
+        self.ListDeliveries = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/ListDeliveries',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.GetCampaignReport = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/GetCampaignReport',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportResponse.FromString,
+                _registered_method=True)
         self.EraseCustomer = channel.unary_unary(
                 '/marksman.campaign.v1.CampaignService/EraseCustomer',
                 request_serializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.SerializeToString,
@@ -44,8 +115,105 @@ class CampaignServiceStub:
 class CampaignServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def CreateCampaign(self, request, context):
+        """Stores a draft; every field is checked (INVALID_ARGUMENT names the field and what is wrong).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCampaign(self, request, context):
+        """Replaces a draft's definition; FAILED_PRECONDITION once launched.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCampaigns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCampaign(self, request, context):
+        """Removes a draft; FAILED_PRECONDITION once launched (its deliveries are the record).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LaunchCampaign(self, request, context):
+        """Freezes the audience (the segment's current version), assigns the holdout and writes one delivery
+        per member in the same transaction as the state change: draft -> running, or scheduled when
+        start_at is ahead of the clock. Any other state is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseCampaign(self, request, context):
+        """running/scheduled -> paused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeCampaign(self, request, context):
+        """paused -> running (or scheduled when its start is still ahead).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelCampaign(self, request, context):
+        """draft/scheduled/running/paused -> cancelled; unsent deliveries are skipped ("cancelled").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPartner(self, request, context):
+        """Registers a partner channel; the response carries its API key (and a generated secret) once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPartners(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotatePartnerKey(self, request, context):
+        """A new API key for a partner; the old one stops working at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliveries(self, request, context):
+        """Deliveries of a campaign, optionally of one state (STATE_DEAD: the dead letters), paged by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaignReport(self, request, context):
+        """Targeted, holdout, sent, delivered, responses, revenue, cost, ROI and the uplift over the holdout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseCustomer(self, request, context):
-        """Removes what this service holds about one customer.
+        """Anonymises the customer's deliveries (counts stay for the reports) and tombstones the id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -54,6 +222,76 @@ class CampaignServiceServicer:
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CreateCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CreateCampaignResponse.SerializeToString,
+            ),
+            'UpdateCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.UpdateCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.UpdateCampaignResponse.SerializeToString,
+            ),
+            'GetCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignResponse.SerializeToString,
+            ),
+            'ListCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCampaigns,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListCampaignsRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListCampaignsResponse.SerializeToString,
+            ),
+            'DeleteCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.DeleteCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.DeleteCampaignResponse.SerializeToString,
+            ),
+            'LaunchCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.LaunchCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.LaunchCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.LaunchCampaignResponse.SerializeToString,
+            ),
+            'PauseCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.PauseCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.PauseCampaignResponse.SerializeToString,
+            ),
+            'ResumeCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ResumeCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ResumeCampaignResponse.SerializeToString,
+            ),
+            'CancelCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelCampaign,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CancelCampaignRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CancelCampaignResponse.SerializeToString,
+            ),
+            'RegisterPartner': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPartner,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RegisterPartnerRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RegisterPartnerResponse.SerializeToString,
+            ),
+            'ListPartners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPartners,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListPartnersRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListPartnersResponse.SerializeToString,
+            ),
+            'RotatePartnerKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotatePartnerKey,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RotatePartnerKeyRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.RotatePartnerKeyResponse.SerializeToString,
+            ),
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'GetCampaignReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaignReport,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportResponse.SerializeToString,
+            ),
             'EraseCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseCustomer,
                     request_deserializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.FromString,
@@ -69,6 +307,384 @@ def add_CampaignServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CampaignService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/CreateCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.CreateCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.CreateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/UpdateCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.UpdateCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.UpdateCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/GetCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/ListCampaigns',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListCampaignsRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListCampaignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/DeleteCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.DeleteCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.DeleteCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LaunchCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/LaunchCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.LaunchCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.LaunchCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/PauseCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.PauseCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.PauseCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/ResumeCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ResumeCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ResumeCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/CancelCampaign',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.CancelCampaignRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.CancelCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPartner(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/RegisterPartner',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.RegisterPartnerRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.RegisterPartnerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPartners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/ListPartners',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListPartnersRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListPartnersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotatePartnerKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/RotatePartnerKey',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.RotatePartnerKeyRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.RotatePartnerKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/ListDeliveries',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListDeliveriesRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaignReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/GetCampaignReport',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def EraseCustomer(request,

@@ -1,0 +1,1 @@
+"""Campaign service: campaigns over frozen segment audiences, dispatched through partner channels."""

@@ -1,0 +1,89 @@
+"""Fake upstreams for campaign tests, served over real gRPC: profile (customers, consent) and segment (members)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import grpc
+from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
+from marksman.segment.v1 import segment_pb2, segment_pb2_grpc
+
+from services.common import protoenums as pe
+from services.common.grpc_server import Registration, RunningServer, start
+
+
+def customer(customer_id: str, *, email: bool = True, sms: bool = False, time_zone: str = "Europe/London",
+             name: str = "Ann") -> profile_pb2.Customer:
+    consents = [profile_pb2.Consent(channel=pe.to_number(pe.CONTACT_CHANNEL, channel), granted=granted)
+                for channel, granted in (("email", email), ("sms", sms))]
+    return profile_pb2.Customer(customer_id=customer_id, name=name, email=f"{customer_id}@example.com",
+                                phone="+447700900123", time_zone=time_zone, consents=consents)
+
+
+@dataclass
+class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
+    customers: dict[str, profile_pb2.Customer] = field(default_factory=dict)
+    lookups: int = 0
+    unavailable: bool = False
+    revoked: list[tuple[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def GetCustomer(self, request: profile_pb2.GetCustomerRequest, context: grpc.ServicerContext) -> profile_pb2.GetCustomerResponse:
+        with self._lock:
+            self.lookups += 1
+            found = self.customers.get(request.customer_id)
+        if self.unavailable:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        if found is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        return profile_pb2.GetCustomerResponse(customer=found)
+
+    def UpdateConsent(self, request: profile_pb2.UpdateConsentRequest, context: grpc.ServicerContext) -> profile_pb2.UpdateConsentResponse:
+        if self.unavailable:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        with self._lock:
+            found = self.customers.get(request.customer_id)
+            if found is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+            for change in request.consents:
+                channel = pe.to_name(pe.CONTACT_CHANNEL, change.channel) or ""
+                self.revoked.append((request.customer_id, channel))
+                kept = [c for c in found.consents if c.channel != change.channel]
+                del found.consents[:]
+                found.consents.extend([*kept, profile_pb2.Consent(channel=change.channel, granted=change.granted)])
+        return profile_pb2.UpdateConsentResponse(consents=found.consents)
+
+    def set_consent(self, customer_id: str, channel: str, granted: bool) -> None:
+        with self._lock:
+            found = self.customers[customer_id]
+            number = pe.to_number(pe.CONTACT_CHANNEL, channel)
+            kept = [c for c in found.consents if c.channel != number]
+            del found.consents[:]
+            found.consents.extend([*kept, profile_pb2.Consent(channel=number, granted=granted)])
+
+    def granted(self, customer_id: str, channel: str) -> bool:
+        number = pe.to_number(pe.CONTACT_CHANNEL, channel)
+        return any(c.granted for c in self.customers[customer_id].consents if c.channel == number)
+
+
+@dataclass
+class FakeSegment(segment_pb2_grpc.SegmentServiceServicer):
+    members: dict[str, list[str]] = field(default_factory=dict)
+    version: int = 7
+
+    def StreamMembers(self, request: segment_pb2.StreamMembersRequest, context: grpc.ServicerContext) -> Iterator[segment_pb2.StreamMembersResponse]:
+        if request.name not in self.members:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"there is no segment named {request.name!r}")
+        ids = self.members[request.name]
+        size = request.page_size or 1000
+        for first in range(0, max(len(ids), 1), size):
+            yield segment_pb2.StreamMembersResponse(customer_ids=ids[first : first + size], version=self.version)
+
+
+def serve_fakes(profile: FakeProfile, segment: FakeSegment) -> RunningServer:
+    return start("fakes", [
+        Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server, profile, "marksman.profile.v1.ProfileService"),
+        Registration(segment_pb2_grpc.add_SegmentServiceServicer_to_server, segment, "marksman.segment.v1.SegmentService"),
+    ], metrics_port=None, workers=16)
