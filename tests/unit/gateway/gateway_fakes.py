@@ -93,8 +93,9 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
                 common_pb2.PAYMENT_CHANNEL_ALIPAY if orders else common_pb2.PAYMENT_CHANNEL_UNSPECIFIED),
             region=self.customers[request.customer_id].region,
             consents=self.customers[request.customer_id].consents,
-            **self.traits.get(request.customer_id, {}),
         )
+        for name, value in self.traits.get(request.customer_id, {}).items():
+            setattr(portrait, name, value)
         return profile_pb2.GetPortraitResponse(portrait=portrait)
 
     def GetCustomerTotals(self, request: Any, context: Any) -> Any:

@@ -311,3 +311,42 @@ def test_pricing_routes_need_the_right_key(
     assert app_client.get("/v1/quotes/q-1", headers={"Authorization": "Bearer mk_wrong"}).status_code == 401
     saved(app_client, admin)
     assert app_client.post("/v1/quotes", json=body, headers=admin).status_code == 201  # admin implies platform
+
+
+SEGMENT_RULES: dict[str, Any] = {
+    "currency": "GBP",
+    "rules": [{"id": "members", "kind": "offer", "name": "Members' offer", "discount_bp": 500,
+               "condition": {"segment": "deal-hunters"}, **OFFER_WINDOW}, RULES["rules"][2]],
+}
+
+
+@pytest.fixture
+def seg_client(fast_settings: GatewaySettings, keys: KeyStore, upstream: FakeServer) -> Iterator[TestClient]:
+    with TestClient(create_app(fast_settings.model_copy(update={"segment_addr": upstream.address}), keys=keys)) as c:
+        yield c
+
+
+def test_a_segment_offer_reaches_the_segments_members(
+    seg_client: TestClient, admin: dict[str, str], platform: dict[str, str]
+) -> None:
+    saved(seg_client, admin, SEGMENT_RULES)
+    created = seg_client.post("/v1/segments", json={"name": "deal-hunters", "rule": "price_sensitivity > 0.6"},
+                              headers=admin)
+    assert created.status_code == 201
+    assert seg_client.post("/v1/segments/deal-hunters/refresh", headers=admin).status_code == 200
+    member = quote(seg_client, platform, customer_id="c-3")
+    # The offer has the default priority (100): the wallet discount (30) goes first.
+    assert [d["rule_id"] for d in member["discounts"]] == ["wallets", "members"]
+    assert applied(member) == {"members": 110, "wallets": 45}
+    assert member["discounts"][1]["reason"].startswith("Members' offer: in segment 'deal-hunters'")
+    outsider = quote(seg_client, platform, customer_id="not-a-member")
+    assert skipped(outsider)["members"] == "not in segment 'deal-hunters'" and outsider["degraded"] is False
+
+
+def test_without_a_segment_service_segment_offers_are_skipped_and_the_quote_says_so(
+    app_client: TestClient, admin: dict[str, str], platform: dict[str, str]
+) -> None:
+    saved(app_client, admin, SEGMENT_RULES)
+    answer = quote(app_client, platform, customer_id="c-3")
+    assert answer["degraded"] is True and answer["unavailable"]["segment"].startswith("segment service unavailable")
+    assert applied(answer) == {"wallets": 45}
