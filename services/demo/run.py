@@ -11,6 +11,7 @@ import httpx
 
 from services.demo import retail
 from services.demo.batches import post_all
+from services.demo.recommend import print_recommendations
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "online-retail" / "online_retail.parquet"
 BATCH = 1000
@@ -72,6 +73,7 @@ def run_demo(gateway_url: str, keys: dict[str, str], data_file: Path | None = No
                   f"(by hand {_money(hand['monetary_minor'])}), orders {p['frequency']} (by hand {hand['frequency']}), "
                   f"last order {p['last_order_at']} (by hand {hand['last_order_at']})")
             print("    " + ", ".join(f"{name}={p[name]}" for name in SAMPLE_FIELDS))
+        print_recommendations(client, keys, frame)
     print_predictive_quality(frame)
     return {"summary": s, "events": loaded_e, "customers": loaded_c}
 

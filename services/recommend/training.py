@@ -116,6 +116,10 @@ def precision_of(metrics: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
+def _stage(version: int, stage: str, started: float) -> None:
+    log.info("training %s", stage, extra={"version": version, "seconds": round(time.perf_counter() - started, 2)})
+
+
 class Trainer:
     """Runs one training at a time on a worker thread; serving goes on meanwhile."""
 
@@ -194,6 +198,7 @@ class Trainer:
     def _train(self, version: int, request: TrainRequest, progress: dict[str, Any], started: float) -> str:
         assert self.source is not None
         data = self._gather()
+        _stage(version, "read profile and the catalogue", started)
         progress.update(interactions=len(data.interactions), customers=data.customers, items=len(data.items))
         recipe = request.recipe
         cutoff = request.cutoff or default_cutoff(data.interactions, self.holdout_share)
@@ -207,6 +212,7 @@ class Trainer:
             compared = report.model if theirs.same_model_as(recipe) else model.evaluate(
                 data.interactions, data.items, evaluation_users, pd.Timestamp(cutoff), self.k, theirs.params,
                 theirs.weights).model
+        _stage(version, "evaluated", started)
         verdict = judge(report.model, report.users_evaluated, serving, compared, request.force, self.k)
         progress["metrics"] = {"report": report.to_dict(),
                                "compared": None if compared is None else {"version": serving, **compared.to_dict()}}
@@ -219,7 +225,9 @@ class Trainer:
             recommender = model.train(before, data.items, evaluation_users, recipe.params, recipe.weights)
         else:
             recommender = model.train(data.interactions, data.items, data.users, recipe.params, recipe.weights)
+        _stage(version, "fitted", started)
         self._publish(version, recommender, verdict.reason, report, progress, started)
+        _stage(version, "serving", started)
         return SERVING
 
     def _gather(self) -> Data:
