@@ -22,7 +22,7 @@ from services.campaign.config import CampaignSettings
 from services.campaign.dispatch import Dispatcher, DispatchSettings, wall_clock
 from services.campaign.partner_api import PartnerApi, create_partner_app
 from services.campaign.pusher import Pusher
-from services.campaign.reporting import Reports
+from services.campaign.reporting import ProfileOrders, Reports
 from services.campaign.server import CampaignServicer
 from services.campaign.store import CampaignStore
 from services.common import clock, logs
@@ -47,10 +47,11 @@ def main() -> None:
 
     if not settings.profile_addr:
         raise SystemExit("MARKSMAN_CAMPAIGN_PROFILE_ADDR is required: consent is checked before every message")
-    contacts = ProfileContacts(profile_pb2_grpc.ProfileServiceStub(channel(settings.profile_addr)),
-                               settings.upstream_timeout_s, settings.lookup_concurrency)
+    profile = profile_pb2_grpc.ProfileServiceStub(channel(settings.profile_addr))
+    contacts = ProfileContacts(profile, settings.upstream_timeout_s, settings.lookup_concurrency)
+    orders = ProfileOrders(profile, settings.stream_timeout_s)
     audiences = (SegmentAudiences(segment_pb2_grpc.SegmentServiceStub(channel(settings.segment_addr)),
-                                  settings.launch_timeout_s) if settings.segment_addr else None)
+                                  settings.stream_timeout_s) if settings.segment_addr else None)
     recommendations: Recommendations = (
         RecommendItems(recommend_pb2_grpc.RecommendServiceStub(channel(settings.recommend_addr)),
                        settings.upstream_timeout_s, settings.lookup_concurrency)
@@ -84,7 +85,7 @@ def main() -> None:
     serve(
         "campaign",
         [Registration(campaign_pb2_grpc.add_CampaignServiceServicer_to_server,
-                      CampaignServicer(campaigns, store, Reports(store).report, clock.now),
+                      CampaignServicer(campaigns, store, Reports(store, orders).report, clock.now),
                       campaign_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name)],
         host=settings.host, port=settings.grpc_port, metrics_port=settings.metrics_port,
         workers=settings.grpc_workers, grace=settings.shutdown_grace_s, on_stop=stop,

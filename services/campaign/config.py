@@ -23,8 +23,8 @@ class CampaignSettings(ServiceSettings):
     # {recommended_items}; empty or unreachable: the field renders empty and the message still goes.
     recommend_addr: str = ""
     upstream_timeout_s: float = Field(default=5.0, gt=0)
-    # A launch streams the whole audience; a million members take a while.
-    launch_timeout_s: float = Field(default=600.0, gt=0)
+    # Deadline of a long stream: a launch's audience, a report's orders (a million take a while).
+    stream_timeout_s: float = Field(default=600.0, gt=0)
     # Dispatch workers in this process (SQLite allows one: its single writer would only queue more).
     workers: int = Field(default=2, ge=0)
     # Deliveries one worker claims at a time.

@@ -3,10 +3,9 @@
 A partner authenticates with its API key (`Authorization: Bearer <key>`) and sees only its own
 deliveries: a key of another partner's message is answered 403. Batches answer per item, so one bad
 item never drops the good ones: 200 when every item was taken, 207 when some were not, 403 when every
-item belonged to someone else.
+item belonged to someone else. (No `from __future__ import annotations` here: FastAPI resolves the
+dependency annotations of the routes defined inside create_partner_app at run time.)
 """
-
-from __future__ import annotations
 
 import logging
 import threading

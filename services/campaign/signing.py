@@ -16,10 +16,6 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, timestamp, body), signature.strip().lower())
-
-
 def new_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services.campaign import spec as specs
+from services.campaign.attribution import Recipient
 from services.campaign.models import CampaignRow, DeliveryRow, MetaRow, PartnerRow, TombstoneRow
 from services.campaign.states import Action, State, after
 from services.common.db import bulk_insert, member_of, transaction
@@ -605,6 +606,14 @@ class CampaignStore:
             if state:
                 query = query.where(d.state == state)
             return [DeliveryInfo(*row) for row in conn.execute(query)]  # type: ignore[call-arg]
+
+    def recipients(self, campaign_id: int) -> list[Recipient]:
+        """Every customer of a launched campaign with their group, send and delivery times and cost (reports)."""
+        d = deliveries_t.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d.customer_id, d.state, d.sent_at, d.delivered_at, d.cost_minor)
+                                .where(d.campaign_id == campaign_id).order_by(d.id))
+            return [Recipient(r[0], r[1] == HOLDOUT, r[2] if r[1] == SENT else None, r[3], int(r[4])) for r in rows]
 
     # ---- erasure ----
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 from marksman.segment.v1 import segment_pb2, segment_pb2_grpc
 
@@ -28,6 +30,7 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
     lookups: int = 0
     unavailable: bool = False
     revoked: list[tuple[str, str]] = field(default_factory=list)
+    interactions: list[profile_pb2.Interaction] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def GetCustomer(self, request: profile_pb2.GetCustomerRequest, context: grpc.ServicerContext) -> profile_pb2.GetCustomerResponse:
@@ -54,6 +57,20 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
                 del found.consents[:]
                 found.consents.extend([*kept, profile_pb2.Consent(channel=change.channel, granted=change.granted)])
         return profile_pb2.UpdateConsentResponse(consents=found.consents)
+
+    def ExportInteractions(self, request: profile_pb2.ExportInteractionsRequest, context: grpc.ServicerContext) -> Iterator[profile_pb2.ExportInteractionsResponse]:
+        size = request.page_size or 1000
+        for first in range(0, max(len(self.interactions), 1), size):
+            yield profile_pb2.ExportInteractionsResponse(interactions=self.interactions[first : first + size],
+                                                         next_cursor=str(first + size))
+
+    def order(self, order_id: str, customer_id: str, at: datetime, *line_amounts: int) -> None:
+        stamp = Timestamp()
+        stamp.FromDatetime(at)
+        for amount in line_amounts:
+            self.interactions.append(profile_pb2.Interaction(
+                customer_id=customer_id, sku="sku", type=profile_pb2.EVENT_TYPE_ORDER, quantity=1,
+                amount_minor=amount, occurred_at=stamp, event_id=order_id))
 
     def set_consent(self, customer_id: str, channel: str, granted: bool) -> None:
         with self._lock:
