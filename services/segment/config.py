@@ -23,3 +23,12 @@ class SegmentSettings(ServiceSettings):
     sync_page_size: int = Field(default=5000, ge=1, le=5000)
     # Versions kept per segment; older ones are deleted after each refresh.
     versions_kept: int = Field(default=10, ge=1)
+    # Trained models kept per goal; older ones are deleted after each training.
+    models_kept: int = Field(default=10, ge=1)
+    # Events per page of profile's ExportInteractions (profile's limit is 5000).
+    interactions_page_size: int = Field(default=5000, ge=1, le=5000)
+    # The interaction lines in memory are pulled whole again when older than this (in between, only
+    # what profile exported since the last pull): an identity merge shows up within this time.
+    interactions_max_age_s: float = Field(default=900.0, ge=0)
+    # OpenMP threads of a model fit (trainings run one at a time on their own thread).
+    training_threads: int = Field(default=1, ge=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -67,6 +67,10 @@ class SegmentRow(SegmentModel, table=True):
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     built_in: bool = False
     created_at: datetime
+    # A model audience (kind "model"): the goal and exactly one of top_k and threshold; rule is "".
+    goal: str | None = Field(default=None, max_length=32)
+    top_k: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    threshold: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
 
 
 class VersionRow(SegmentModel, table=True):
@@ -83,6 +87,8 @@ class VersionRow(SegmentModel, table=True):
     seconds: float
     rule: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime
+    # The model version a model audience was scored with (None for a rule segment).
+    model_version: int | None = None
 
 
 class MemberRow(SegmentModel, table=True):
@@ -95,6 +101,47 @@ class MemberRow(SegmentModel, table=True):
 
     version_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     customer_key: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # A model audience member's score (None for a rule segment): kept because it costs one column.
+    score: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+
+
+class ModelVersionRow(SegmentModel, table=True):
+    """One trained model of a goal with its held-out quality; never changed once written.
+
+    The fitted estimator is a skops file in `model` (a BLOB, not a file in the data dir): it commits in
+    the same transaction as its quality, every replica on the same database sees it, and a backup of
+    the database holds it. `digest` is its SHA-256, checked before it is loaded.
+    """
+
+    __tablename__ = "predictive_models"
+    __table_args__ = (UniqueConstraint("goal", "version", name="uq_predictive_models_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    goal: str = Field(max_length=32)
+    version: int
+    trained_at: datetime
+    horizon_days: int
+    seed_segment: str = Field(default="", max_length=64)
+    seed_version: int = 0
+    parameters: str = Field(sa_column=Column(Text, nullable=False))
+    lines: int = Field(sa_column=Column(BigInteger, nullable=False))
+    customers: int = Field(sa_column=Column(BigInteger, nullable=False))
+    train_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    train_base_rate: float
+    fit_seconds: float
+    seconds: float
+    # NaN is stored as NULL (PostgreSQL and SQLite disagree on NaN in REAL columns).
+    auc: float | None = None
+    auc_se: float | None = None
+    top_decile_lift: float | None = None
+    base_rate: float | None = None
+    positives: int = Field(sa_column=Column(BigInteger, nullable=False))
+    held_out: int = Field(sa_column=Column(BigInteger, nullable=False))
+    better_than_chance: bool
+    evaluation: str = Field(sa_column=Column(Text, nullable=False))
+    features: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(max_length=64)
+    model: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class TombstoneRow(SegmentModel, table=True):

@@ -282,6 +282,12 @@ def audience(scores: pd.Series, top_k: int | None = None, threshold: float | Non
     return chosen
 
 
+def candidates(goal: str, feats: pd.DataFrame) -> pd.DataFrame:
+    """The customers a goal's audience is chosen from (features at scoring time): its time-split
+    population, or the prospects for acquisition."""
+    return prospects(feats) if goal == ACQUISITION else population(goal, feats)
+
+
 def train_all(lines: pd.DataFrame, horizon: timedelta = HORIZON, seed: int = 0) -> dict[str, TrainedModel]:
     """All goals on one line frame: the time-split goals at the default cutoffs, the lookalike at T2."""
     cutoffs = time_split_cutoffs(lines, horizon)

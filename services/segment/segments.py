@@ -1,4 +1,4 @@
-"""The segment operations behind the RPCs: check, preview, create, refresh, read, sync, erase."""
+"""The segment operations behind the RPCs: check, preview, create, refresh (rules and model audiences), read, sync, erase."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.segment import evaluate, metrics, rfm, sync
+from services.segment.audiences import ModelAudience, ScoredMembers
 from services.segment.checks import Rule, compile_rule
 from services.segment.frame import PortraitFrame
 from services.segment.rules import RuleError
-from services.segment.store import KIND_RULE, NewSegment, SegmentInfo, SegmentStore, VersionInfo
+from services.segment.store import KIND_MODEL, KIND_RULE, NewSegment, SegmentInfo, SegmentStore, VersionInfo
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_RULE_CHARS = 10_000
@@ -49,6 +50,18 @@ class MemberPage:
     customer_ids: list[str]
     version: int
     next_token: str
+    # One per customer id for a model audience; empty for a rule segment.
+    scores: list[float]
+
+
+class AudienceScorer(Protocol):
+    def members(self, audience: ModelAudience, frame: PortraitFrame) -> ScoredMembers: ...
+
+
+class CustomerData(Protocol):
+    """What else holds a customer's data in this service (the interaction lines)."""
+
+    def erase(self, customer_id: str) -> int: ...
 
 
 def _check_name(name: str) -> str:
@@ -56,6 +69,12 @@ def _check_name(name: str) -> str:
         raise InvalidArgument("a segment name is 1-64 lower-case letters, digits, '_' or '-', starting with a "
                               f"letter or digit; got {name!r}")
     return name
+
+
+def _require_portraits(frame: PortraitFrame) -> None:
+    if frame.size == 0:
+        # An empty version would look like a real audience of nobody to a campaign.
+        raise FailedPrecondition("no portraits are cached yet; sync them from profile first")
 
 
 def _check_text(text: str) -> str:
@@ -68,10 +87,13 @@ class Segments:
     """Holds the portrait frame (replaced whole, never changed in place, so readers need no lock)."""
 
     def __init__(self, store: SegmentStore, clock: Callable[[], datetime], *, export: sync.Export | None = None,
-                 versions_kept: int = 10, sync_page_size: int = 5000) -> None:
+                 versions_kept: int = 10, sync_page_size: int = 5000, scorer: AudienceScorer | None = None,
+                 customer_data: CustomerData | None = None) -> None:
         self.store = store
         self.clock = clock
         self.export = export
+        self.scorer = scorer
+        self.customer_data = customer_data
         self.versions_kept = versions_kept
         self.sync_page_size = sync_page_size
         self._frame = PortraitFrame.empty()
@@ -142,9 +164,16 @@ class Segments:
 
     # ---- segments ----
 
-    def create(self, name: str, text: str, description: str = "") -> SegmentInfo:
-        self.compile(text)
-        segment = NewSegment(name=_check_name(name), kind=KIND_RULE, rule=text, description=description.strip())
+    def create(self, name: str, text: str, description: str = "", model: ModelAudience | None = None) -> SegmentInfo:
+        """A rule segment, or a model audience when `model` is given (checked by audiences.check_audience)."""
+        if model is not None:
+            if text:
+                raise InvalidArgument("a segment is defined by a rule or by a model, not both")
+            segment = NewSegment(name=_check_name(name), kind=KIND_MODEL, rule="", description=description.strip(),
+                                 model=model)
+        else:
+            self.compile(text)
+            segment = NewSegment(name=_check_name(name), kind=KIND_RULE, rule=text, description=description.strip())
         return self.store.create_segment(segment, self.clock())
 
     def get(self, name: str) -> tuple[SegmentInfo, list[VersionInfo]]:
@@ -165,23 +194,35 @@ class Segments:
             return self._refresh_locks.setdefault(name, threading.Lock())
 
     def refresh(self, name: str) -> VersionInfo:
-        """Evaluates the segment over the current frame and stores the members as its next version."""
+        """Evaluates the segment (its rule, or its model's scores) over the current frame and stores the
+        members as its next version."""
         segment = self._segment(name)
         with self._refresh_lock(name):
             started = time.perf_counter()
-            try:
-                rule = self.compile(segment.rule)
-            except RuleError as error:
-                raise FailedPrecondition(f"the stored rule of '{name}' no longer checks: {error}") from None
             frame = self._frame
-            if frame.size == 0:
-                # An empty version would look like a real audience of nobody to a campaign.
-                raise FailedPrecondition("no portraits are cached yet; sync them from profile first")
-            keys = frame.keys[self._evaluate(rule, frame)]
-            version = self.store.write_version(segment.id, segment.rule, keys, frame.size, started, self.clock())
+            if segment.model is not None:
+                version = self._refresh_model(segment, segment.model, frame, started)
+            else:
+                try:
+                    rule = self.compile(segment.rule)
+                except RuleError as error:
+                    raise FailedPrecondition(f"the stored rule of '{name}' no longer checks: {error}") from None
+                _require_portraits(frame)
+                keys = frame.keys[self._evaluate(rule, frame)]
+                version = self.store.write_version(segment.id, segment.rule, keys, frame.size, started, self.clock())
             metrics.REFRESH_SECONDS.observe(version.seconds)
         self.store.prune_versions(segment.id, self.versions_kept)
         return version
+
+    def _refresh_model(self, segment: SegmentInfo, audience: ModelAudience, frame: PortraitFrame,
+                       started: float) -> VersionInfo:
+        if self.scorer is None:
+            raise FailedPrecondition("model audiences need profile's interactions, and no profile address is "
+                                     "configured")
+        _require_portraits(frame)
+        scored = self.scorer.members(audience, frame)
+        return self.store.write_version(segment.id, scored.description, scored.keys, frame.size, started,
+                                        self.clock(), scores=scored.scores, model_version=scored.model_version)
 
     def _version(self, segment: SegmentInfo, number: int) -> VersionInfo:
         if number == 0:
@@ -216,7 +257,9 @@ class Segments:
                 after = rows[-1][0]
             if remaining is not None:
                 remaining -= len(rows)
-            yield MemberPage([customer_id for _, customer_id in rows], version.number, str(after) if more else "")
+            scores = [score for _, _, score in rows if score is not None]
+            yield MemberPage([customer_id for _, customer_id, _ in rows], version.number, str(after) if more else "",
+                             scores if len(scores) == len(rows) else [])
             if not more or remaining == 0:
                 return
 
@@ -255,6 +298,8 @@ class Segments:
             self._set_frame(self._frame.upsert(PortraitFrame.from_rows(list(latest.values()))))
 
     def erase(self, customer_id: str) -> tuple[bool, int]:
+        if self.customer_data is not None:
+            self.customer_data.erase(customer_id)
         with self._frame_lock:
             key = self.store.key_of(customer_id)
             erased, count = self.store.erase(customer_id, self.clock())

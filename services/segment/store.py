@@ -1,17 +1,19 @@
-"""Every query of the segment service: the portrait cache, segments, membership versions, erasure."""
+"""Every query of the segment service: the portrait cache, segments, membership versions, predictive models, erasure."""
 
 from __future__ import annotations
 
+import math
 import operator
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -21,8 +23,18 @@ from services.common.db import transaction
 from services.common.errors import AlreadyExists, FailedPrecondition
 from services.common.migrate import upgrade_to_head
 from services.common.tombstones import TombstoneHasher
+from services.segment.audiences import ModelAudience
 from services.segment.frame import COLUMNS
-from services.segment.models import MemberRow, MetaRow, PortraitRow, SegmentRow, TombstoneRow, VersionRow
+from services.segment.models import (
+    MemberRow,
+    MetaRow,
+    ModelVersionRow,
+    PortraitRow,
+    SegmentRow,
+    TombstoneRow,
+    VersionRow,
+)
+from services.segment.predict_metrics import Quality
 from services.segment.traits import ID_COLUMN, KEY_COLUMN
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,8 +43,9 @@ IN_CHUNK = 900
 # Members are written in slices of this many rows (a failure in any slice rolls back the version).
 MEMBER_CHUNK = 250_000
 CURSOR_KEY = "portrait_cursor"
-# Segment kinds as stored; predictive audiences will add theirs.
+# Segment kinds as stored.
 KIND_RULE = "rule"
+KIND_MODEL = "model"
 
 portraits_t = PortraitRow.__table__  # type: ignore[attr-defined]
 segments_t = SegmentRow.__table__  # type: ignore[attr-defined]
@@ -40,6 +53,9 @@ versions_t = VersionRow.__table__  # type: ignore[attr-defined]
 members_t = MemberRow.__table__  # type: ignore[attr-defined]
 tombstones_t = TombstoneRow.__table__  # type: ignore[attr-defined]
 meta_t = MetaRow.__table__  # type: ignore[attr-defined]
+models_t = ModelVersionRow.__table__  # type: ignore[attr-defined]
+# Every model column but the fitted estimator itself: listings never read the BLOBs.
+MODEL_INFO_COLUMNS = [c for c in models_t.columns if c.name != "model"]
 
 # Cached columns besides the key: what a synced portrait row carries.
 PORTRAIT_FIELDS: tuple[str, ...] = (*(c for c in COLUMNS if c != KEY_COLUMN), "computed_at", "synced_at")
@@ -55,6 +71,8 @@ class VersionInfo:
     seconds: float
     rule: str
     created_at: datetime
+    # The model version a model audience was scored with.
+    model_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +85,7 @@ class SegmentInfo:
     built_in: bool
     created_at: datetime
     current: VersionInfo | None
+    model: ModelAudience | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +95,29 @@ class NewSegment:
     rule: str
     description: str = ""
     built_in: bool = False
+    model: ModelAudience | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """A stored model of a goal without its fitted estimator (see ModelVersionRow for the fields)."""
+
+    goal: str
+    version: int
+    trained_at: datetime
+    horizon_days: int
+    seed_segment: str
+    seed_version: int
+    parameters: str
+    lines: int
+    customers: int
+    train_size: int
+    train_base_rate: float
+    fit_seconds: float
+    seconds: float
+    quality: Quality
+    evaluation: str
+    features: tuple[str, ...]
 
 
 def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -91,7 +133,31 @@ def _sqlite_value(value: datetime | None) -> str | None:
 
 def _version(row: Any) -> VersionInfo:
     return VersionInfo(row.id, row.segment_id, row.number, int(row.size), int(row.portraits), float(row.seconds),
-                       row.rule, row.created_at)
+                       row.rule, row.created_at, row.model_version)
+
+
+def _audience(row: Any) -> ModelAudience | None:
+    if row.kind != KIND_MODEL:
+        return None
+    return ModelAudience(row.goal, None if row.top_k is None else int(row.top_k),
+                         None if row.threshold is None else float(row.threshold))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _model(row: Any) -> ModelInfo:
+    quality = Quality(_nan(row.auc), _nan(row.auc_se), _nan(row.top_decile_lift), _nan(row.base_rate),
+                      int(row.positives), int(row.held_out), bool(row.better_than_chance))
+    return ModelInfo(row.goal, row.version, row.trained_at, row.horizon_days, row.seed_segment, row.seed_version,
+                     row.parameters, int(row.lines), int(row.customers), int(row.train_size),
+                     float(row.train_base_rate), float(row.fit_seconds), float(row.seconds), quality, row.evaluation,
+                     tuple(orjson.loads(row.features)))
 
 
 class SegmentStore:
@@ -235,9 +301,11 @@ class SegmentStore:
     def create_segment(self, segment: NewSegment, now: datetime) -> SegmentInfo:
         try:
             with transaction(self.engine) as conn:
+                model = segment.model
                 conn.execute(insert(segments_t).values(
                     name=segment.name, kind=segment.kind, rule=segment.rule, description=segment.description,
-                    built_in=segment.built_in, created_at=now))
+                    built_in=segment.built_in, created_at=now, goal=model.goal if model else None,
+                    top_k=model.top_k if model else None, threshold=model.threshold if model else None))
         except IntegrityError:
             raise AlreadyExists(f"a segment named '{segment.name}' exists already") from None
         found = self.get_segment(segment.name)
@@ -271,7 +339,8 @@ class SegmentStore:
             query = query.where(where)
         rows = conn.execute(query).all()
         current = self._current_versions(conn, [r.id for r in rows]) if rows else {}
-        return [SegmentInfo(r.id, r.name, r.kind, r.rule, r.description, r.built_in, r.created_at, current.get(r.id))
+        return [SegmentInfo(r.id, r.name, r.kind, r.rule, r.description, r.built_in, r.created_at, current.get(r.id),
+                            _audience(r))
                 for r in rows]
 
     def get_segment(self, name: str) -> SegmentInfo | None:
@@ -303,45 +372,58 @@ class SegmentStore:
     # ---- versions ----
 
     def write_version(self, segment_id: int, rule: str, member_keys: np.ndarray, portraits: int,
-                      started: float, now: datetime) -> VersionInfo:
-        """Stores the members as the segment's next version, in one transaction: on any failure
-        nothing is written and the previous version stays current. `started` (perf_counter) is when
-        the evaluation began; the version records the time from then until its members are written."""
-        keys = np.unique(np.asarray(member_keys, dtype="int64"))
+                      started: float, now: datetime, *, scores: np.ndarray | None = None,
+                      model_version: int | None = None) -> VersionInfo:
+        """Stores the members (with their scores, for a model audience) as the segment's next version,
+        in one transaction: on any failure nothing is written and the previous version stays current.
+        `started` (perf_counter) is when the evaluation began; the version records the time from then
+        until its members are written."""
+        keys, first = np.unique(np.asarray(member_keys, dtype="int64"), return_index=True)
+        member_scores = None if scores is None else np.asarray(scores, dtype=float)[first]
         with transaction(self.engine) as conn:
             number = conn.execute(select(func.coalesce(func.max(versions_t.c.number), 0))
                                   .where(versions_t.c.segment_id == segment_id)).scalar_one() + 1
             try:
                 version_id = conn.execute(insert(versions_t).values(
                     segment_id=segment_id, number=number, size=len(keys), portraits=portraits, seconds=0.0,
-                    rule=rule, created_at=now).returning(versions_t.c.id)).scalar_one()
+                    rule=rule, created_at=now, model_version=model_version).returning(versions_t.c.id)).scalar_one()
             except IntegrityError:
                 # Another replica refreshed the same segment at the same moment and took the number.
                 raise FailedPrecondition(f"version {number} of this segment was written by another refresh "
                                          "running at the same time; try again") from None
-            self._write_members(conn, version_id, keys)
+            self._write_members(conn, version_id, keys, member_scores)
             seconds = time.perf_counter() - started
             conn.execute(update(versions_t).where(versions_t.c.id == version_id).values(seconds=seconds))
-        return VersionInfo(version_id, segment_id, number, len(keys), portraits, seconds, rule, now)
+        return VersionInfo(version_id, segment_id, number, len(keys), portraits, seconds, rule, now, model_version)
 
-    def _write_members(self, conn: Connection, version_id: int, keys: np.ndarray) -> None:
+    def _write_members(self, conn: Connection, version_id: int, keys: np.ndarray, scores: np.ndarray | None) -> None:
         for start in range(0, len(keys), MEMBER_CHUNK):
             chunk = keys[start : start + MEMBER_CHUNK]
+            part = None if scores is None else scores[start : start + MEMBER_CHUNK]
             if self._postgres:
-                self._copy_members(conn, version_id, chunk)
-            else:
+                self._copy_members(conn, version_id, chunk, part)
+            elif part is None:
                 conn.exec_driver_sql("INSERT INTO segment_members (version_id, customer_key) VALUES (?, ?)",
                                      [(version_id, key) for key in chunk.tolist()])
+            else:
+                conn.exec_driver_sql(
+                    "INSERT INTO segment_members (version_id, customer_key, score) VALUES (?, ?, ?)",
+                    [(version_id, key, score) for key, score in zip(chunk.tolist(), part.tolist(), strict=True)])
 
     @staticmethod
-    def _copy_members(conn: Connection, version_id: int, keys: np.ndarray) -> None:
+    def _copy_members(conn: Connection, version_id: int, keys: np.ndarray, scores: np.ndarray | None) -> None:
         # COPY runs about six times faster than executemany on PostgreSQL (DESIGN.md section 7);
         # it goes through the same connection, so it is part of the version's transaction.
         prefix = f"{version_id}\t"
-        body = prefix + ("\n" + prefix).join(keys.astype(str).tolist()) + "\n"
+        rows = keys.astype(str).tolist()
+        if scores is not None:
+            # repr() of a float is exact, so the score read back is the score written.
+            rows = [f"{key}\t{score!r}" for key, score in zip(rows, scores.tolist(), strict=True)]
+        body = prefix + ("\n" + prefix).join(rows) + "\n"
+        columns = "version_id, customer_key" if scores is None else "version_id, customer_key, score"
         driver = conn.connection.driver_connection
         assert driver is not None
-        with driver.cursor() as cursor, cursor.copy("COPY segment_members (version_id, customer_key) FROM STDIN") as copy:
+        with driver.cursor() as cursor, cursor.copy(f"COPY segment_members ({columns}) FROM STDIN") as copy:
             copy.write(body)
 
     def prune_versions(self, segment_id: int, keep: int) -> int:
@@ -369,16 +451,26 @@ class SegmentStore:
                 cursor.close()
         return np.fromiter((row[0] for row in rows), dtype="int64", count=len(rows))
 
-    def member_page(self, version_id: int, after_key: int, limit: int) -> list[tuple[int, str]]:
-        """(key, customer id) of the version's members with keys above `after_key`, in key order."""
+    def member_page(self, version_id: int, after_key: int, limit: int) -> list[tuple[int, str, float | None]]:
+        """(key, customer id, score) of the version's members with keys above `after_key`, in key order;
+        the score is None for a rule segment's members."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(members_t.c.customer_key, portraits_t.c.customer_id)
+                select(members_t.c.customer_key, portraits_t.c.customer_id, members_t.c.score)
                 .join(portraits_t, portraits_t.c.key == members_t.c.customer_key)
                 .where(members_t.c.version_id == version_id, members_t.c.customer_key > after_key)
                 .order_by(members_t.c.customer_key).limit(limit)
             ).all()
-        return [(int(k), str(c)) for k, c in rows]
+        return [(int(k), str(c), None if s is None else float(s)) for k, c, s in rows]
+
+    def member_ids(self, version_id: int) -> list[str]:
+        """The customer ids of a version's members."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(portraits_t.c.customer_id)
+                .join(members_t, portraits_t.c.key == members_t.c.customer_key)
+                .where(members_t.c.version_id == version_id)
+            ).scalars())
 
     def customer_segments(self, customer_id: str) -> list[tuple[str, int]]:
         """(segment name, version number) of each segment whose current version holds the customer."""
@@ -394,6 +486,71 @@ class SegmentStore:
                     members_t.c.customer_key == key, members_t.c.version_id.in_(part))).scalars())
             names = {int(i): str(n) for i, n in conn.execute(select(segments_t.c.id, segments_t.c.name))}
         return sorted((names[by_version[v].segment_id], by_version[v].number) for v in held)
+
+    # ---- predictive models ----
+
+    def write_model(self, model: ModelInfo, data: bytes, digest: str) -> ModelInfo:
+        """Stores the fitted model (skops bytes and their digest) as the goal's next version, in one
+        transaction; returns it with its number (model.version is ignored)."""
+        q = model.quality
+        values = {
+            "goal": model.goal, "trained_at": model.trained_at, "horizon_days": model.horizon_days,
+            "seed_segment": model.seed_segment, "seed_version": model.seed_version, "parameters": model.parameters,
+            "lines": model.lines, "customers": model.customers, "train_size": model.train_size,
+            "train_base_rate": model.train_base_rate, "fit_seconds": model.fit_seconds, "seconds": model.seconds,
+            "auc": _finite(q.auc), "auc_se": _finite(q.auc_se), "top_decile_lift": _finite(q.top_decile_lift),
+            "base_rate": _finite(q.base_rate), "positives": q.positives, "held_out": q.size,
+            "better_than_chance": q.better_than_chance, "evaluation": model.evaluation,
+            "features": orjson.dumps(list(model.features)).decode(), "digest": digest, "model": data,
+        }
+        try:
+            with transaction(self.engine) as conn:
+                number = conn.execute(select(func.coalesce(func.max(models_t.c.version), 0))
+                                      .where(models_t.c.goal == model.goal)).scalar_one() + 1
+                conn.execute(insert(models_t).values(version=number, **values))
+        except IntegrityError:
+            raise FailedPrecondition(f"version {number} of the {model.goal} model was stored by another training "
+                                     "running at the same time; try again") from None
+        return replace(model, version=number)
+
+    def current_models(self) -> dict[str, ModelInfo]:
+        """The newest model of each goal that has one."""
+        newest = select(models_t.c.goal, func.max(models_t.c.version).label("version")).group_by(
+            models_t.c.goal).subquery()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*MODEL_INFO_COLUMNS).join(
+                newest, (newest.c.goal == models_t.c.goal) & (newest.c.version == models_t.c.version)))
+            return {row.goal: _model(row) for row in rows}
+
+    def current_model(self, goal: str) -> ModelInfo | None:
+        """The goal's newest model, None before its first training."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*MODEL_INFO_COLUMNS).where(models_t.c.goal == goal)
+                               .order_by(models_t.c.version.desc()).limit(1)).first()
+        return None if row is None else _model(row)
+
+    def model_versions(self, goal: str) -> list[ModelInfo]:
+        """Every retained model of the goal, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*MODEL_INFO_COLUMNS).where(models_t.c.goal == goal)
+                                .order_by(models_t.c.version.desc()))
+            return [_model(row) for row in rows]
+
+    def model_data(self, goal: str, version: int) -> tuple[bytes, str] | None:
+        """The fitted model's skops bytes and their stored digest."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(models_t.c.model, models_t.c.digest)
+                               .where(models_t.c.goal == goal, models_t.c.version == version)).first()
+        return None if row is None else (bytes(row.model), str(row.digest))
+
+    def prune_models(self, goal: str, keep: int) -> int:
+        """Deletes all but the newest `keep` models of the goal; returns how many went."""
+        with transaction(self.engine) as conn:
+            old = list(conn.execute(select(models_t.c.id).where(models_t.c.goal == goal)
+                                    .order_by(models_t.c.version.desc()).offset(keep)).scalars())
+            for part in _chunks(old):
+                conn.execute(delete(models_t).where(models_t.c.id.in_(part)))
+        return len(old)
 
     # ---- erasure ----
 

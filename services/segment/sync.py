@@ -82,12 +82,17 @@ def pull(export: Export, store: SegmentStore, cursor: str, page_size: int, now: 
             on_page(store.upsert_portraits(records, page.next_cursor))
             received += len(records)
     except grpc.RpcError as error:
-        # A failed call is also a grpc.Call with code() and details(); RpcError alone promises neither.
-        code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-        details = error.details() if hasattr(error, "details") else str(error)
-        raise Unavailable(f"profile's portrait export failed ({code}: {details}); "
+        raise Unavailable(f"profile's portrait export failed ({rpc_failure(error)}); "
                           f"{received} portraits were cached before it stopped") from None
     return received
+
+
+def rpc_failure(error: grpc.RpcError) -> str:
+    """"CODE: details" of a failed call."""
+    # A failed call is also a grpc.Call with code() and details(); RpcError alone promises neither.
+    code = error.code().name if hasattr(error, "code") else "UNKNOWN"
+    details = error.details() if hasattr(error, "details") else str(error)
+    return f"{code}: {details}"
 
 
 class PeriodicSync:

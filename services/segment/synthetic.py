@@ -1,4 +1,4 @@
-"""Seeded synthetic portraits, in the store's raw columns, for the tests and the benchmark."""
+"""Seeded synthetic portraits (the store's raw columns) and order lines (predict's), for the tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -62,3 +62,41 @@ def portraits(n: int, seed: int = 7, *, first_key: int = 1, currencies: tuple[st
         "consent_sms": rng.random(n) < 0.3,
         "consent_push": rng.random(n) < 0.4,
     })
+
+
+def order_lines(n: int, end: pd.Timestamp, days: int = 360, seed: int = 11) -> pd.DataFrame:
+    """Order and refund lines of customers c0000001 ... (as portraits(n) names them) over `days` before `end`.
+
+    Each customer orders at a steady rate (log-normal across customers) from a random start until a
+    random slow-down, then at a tenth of it, so recent and frequent buyers are likelier to buy again:
+    the goals' models have something to learn. One order in twenty is partly refunded a few days later.
+    """
+    rng = np.random.default_rng(seed)
+    start_at = end - pd.Timedelta(days=days)
+    rows: list[tuple[str, str, pd.Timestamp, int, str, bool]] = []
+    names = np.array(CATEGORIES, dtype=object)
+    for k in range(1, n + 1):
+        customer = f"c{k:07d}"
+        rate = rng.lognormal(np.log(12 / 365), 1.0)
+        begin = rng.uniform(0, days * 0.6)
+        slow = min(days, begin + rng.exponential(days * 0.5))
+        count_active = rng.poisson(rate * (slow - begin))
+        count_slow = rng.poisson(rate * 0.1 * (days - slow))
+        moments = np.sort(np.concatenate([rng.uniform(begin, slow, count_active), rng.uniform(slow, days, count_slow)]))
+        favourite = rng.integers(0, len(CATEGORIES))
+        for number, day in enumerate(moments):
+            when = start_at + pd.Timedelta(days=float(day))
+            order = f"o-{customer}-{number}"
+            for _ in range(rng.integers(1, 4)):
+                category = names[favourite] if rng.random() < 0.7 else rng.choice(names)
+                rows.append((customer, order, when, int(rng.integers(100, 5000)), str(category), False))
+            refund_at = when + pd.Timedelta(days=float(rng.uniform(1, 10)))
+            if rng.random() < 0.05 and refund_at < end:
+                rows.append((customer, f"r-{customer}-{number}", refund_at, -int(rng.integers(50, 500)),
+                             str(names[favourite]), True))
+    frame = pd.DataFrame(rows, columns=["customer_id", "order_id", "occurred_at", "amount_minor", "category",
+                                        "is_refund"])
+    # Whole seconds, as events carry them.
+    frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True).dt.floor("s")
+    frame["amount_minor"] = frame["amount_minor"].astype("int64")
+    return frame.sort_values(["occurred_at", "order_id"], kind="stable").reset_index(drop=True)

@@ -1,13 +1,15 @@
-"""A fake upstream profile service (ExportPortraits only) and portrait protos built from synthetic rows."""
+"""A fake upstream profile service (ExportPortraits, ExportInteractions) and its protos from synthetic rows."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import pandas as pd
 from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
@@ -50,6 +52,21 @@ def portrait_proto(row: dict[str, Any], computed_at: datetime = NOW) -> profile_
     )
 
 
+def interaction_events(lines: pd.DataFrame) -> list[list[profile_pb2.Interaction]]:
+    """Predict's line frame as profile exports it: one event per order id, its lines as Interactions
+    (refund amounts positive, as profile keeps them), in the frame's order."""
+    seconds = ((lines["occurred_at"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).tolist()
+    events: dict[str, list[profile_pb2.Interaction]] = {}
+    for customer, order, second, amount, category, refund in zip(
+            lines["customer_id"].tolist(), lines["order_id"].tolist(), seconds, lines["amount_minor"].tolist(),
+            lines["category"].tolist(), lines["is_refund"].tolist(), strict=True):
+        kind = profile_pb2.EVENT_TYPE_REFUND if refund else profile_pb2.EVENT_TYPE_ORDER
+        events.setdefault(order, []).append(profile_pb2.Interaction(
+            customer_id=customer, sku=f"sku-{category}", type=kind, quantity=1, amount_minor=abs(amount),
+            occurred_at=Timestamp(seconds=second), category=category, event_id=order))
+    return list(events.values())
+
+
 def synthetic_protos(n: int, seed: int = 3) -> list[profile_pb2.Portrait]:
     return [portrait_proto({str(k): v for k, v in row.items()}) for row in synthetic.portraits(n, seed).to_dict("records")]
 
@@ -62,9 +79,33 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
     # Raise UNAVAILABLE after sending this many pages (None: never).
     fail_after_pages: int | None = None
     requests: list[profile_pb2.ExportPortraitsRequest] = field(default_factory=list)
+    # ExportInteractions: events (each its lines) in export order; the cursor is the count already sent.
+    events: list[list[profile_pb2.Interaction]] = field(default_factory=list)
+    interaction_requests: list[profile_pb2.ExportInteractionsRequest] = field(default_factory=list)
+    interactions_unavailable: bool = False
+    # Seconds each interaction page takes (a slow profile).
+    interaction_delay_s: float = 0.0
 
     def put(self, portraits: list[profile_pb2.Portrait]) -> None:
         self.changes.extend(portraits)
+
+    def put_lines(self, lines: pd.DataFrame) -> None:
+        self.events.extend(interaction_events(lines))
+
+    def ExportInteractions(self, request: profile_pb2.ExportInteractionsRequest, context: Any) -> Iterator[profile_pb2.ExportInteractionsResponse]:
+        self.interaction_requests.append(request)
+        if self.interactions_unavailable:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "profile is restarting")
+        position = int(request.since_cursor or 0)
+        size = request.page_size or 1000
+        while True:
+            time.sleep(self.interaction_delay_s)
+            page = self.events[position : position + size]
+            position += len(page)
+            yield profile_pb2.ExportInteractionsResponse(interactions=[i for event in page for i in event],
+                                                         next_cursor=str(position))
+            if len(page) < size:
+                return
 
     def ExportPortraits(self, request: profile_pb2.ExportPortraitsRequest, context: Any) -> Iterator[profile_pb2.ExportPortraitsResponse]:
         self.requests.append(request)
@@ -87,13 +128,19 @@ def start_fake_profile(fake: FakeProfile) -> RunningServer:
                                                "marksman.profile.v1.ProfileService")], metrics_port=None, workers=4)
 
 
+class _Context:
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise _Aborted(code, details)
+
+
 def direct_export(fake: FakeProfile) -> Any:
     """The fake called in process, without gRPC (for store-level tests)."""
-    class _Context:
-        def abort(self, code: grpc.StatusCode, details: str) -> None:
-            raise _Aborted(code, details)
-
     return lambda request: fake.ExportPortraits(request, _Context())
+
+
+def direct_interactions(fake: FakeProfile) -> Any:
+    """The fake's interaction export called in process, without gRPC."""
+    return lambda request: fake.ExportInteractions(request, _Context())
 
 
 class _Aborted(grpc.RpcError):

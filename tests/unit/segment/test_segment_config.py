@@ -1,10 +1,10 @@
-"""The segment service's settings: its prefix, ports and defaults; no profile address means no sync."""
+"""The segment service's settings: its prefix, ports and defaults; no profile address means no sync and no models."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.segment.__main__ import _profile_export
+from services.segment.__main__ import _profile_exports
 from services.segment.config import SegmentSettings
 
 
@@ -26,4 +26,12 @@ def test_retention_keeps_at_least_one_version(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_without_a_profile_address_there_is_no_export() -> None:
-    assert _profile_export(SegmentSettings(profile_addr="")) == (None, None)
+    assert _profile_exports(SegmentSettings(profile_addr="")) is None
+
+
+def test_model_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = SegmentSettings()
+    assert (settings.models_kept, settings.interactions_page_size, settings.interactions_max_age_s) == (10, 5000, 900)
+    monkeypatch.setenv("MARKSMAN_SEGMENT_INTERACTIONS_PAGE_SIZE", "5001")  # above profile's limit
+    with pytest.raises(ValueError):
+        SegmentSettings()

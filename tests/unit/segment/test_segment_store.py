@@ -134,8 +134,8 @@ def test_a_refresh_that_fails_half_way_leaves_the_previous_version_current(
     first = segments.refresh("everyone")
     write: Callable[..., None] = store._write_members
 
-    def half_then_fail(conn: Any, version_id: int, keys: np.ndarray) -> None:
-        write(conn, version_id, keys[: len(keys) // 2])
+    def half_then_fail(conn: Any, version_id: int, keys: np.ndarray, scores: np.ndarray | None) -> None:
+        write(conn, version_id, keys[: len(keys) // 2], scores)
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "_write_members", half_then_fail)

@@ -85,6 +85,21 @@ class SegmentServiceStub:
                 request_serializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.SerializeToString,
                 response_deserializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerResponse.FromString,
                 _registered_method=True)
+        self.TrainModel = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/TrainModel',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.TrainModelRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.TrainModelResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/ListModels',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/marksman.segment.v1.SegmentService/GetModel',
+                request_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetModelResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentServiceServicer:
@@ -159,6 +174,28 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrainModel(self, request, context):
+        """Trains a goal's model on the order and refund lines profile exports and stores it as the goal's
+        next version with its held-out quality; a failed training leaves the previous version current.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """The current model of each goal that has one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """One goal's current model and every retained version, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +248,21 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     servicer.EraseCustomer,
                     request_deserializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.FromString,
                     response_serializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerResponse.SerializeToString,
+            ),
+            'TrainModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrainModel,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.TrainModelRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.TrainModelResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListModelsRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetModelRequest.FromString,
+                    response_serializer=marksman_dot_segment_dot_v1_dot_segment__pb2.GetModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +535,87 @@ class SegmentService:
             '/marksman.segment.v1.SegmentService/EraseCustomer',
             marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.SerializeToString,
             marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/TrainModel',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.TrainModelRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.TrainModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/ListModels',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ListModelsRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.segment.v1.SegmentService/GetModel',
+            marksman_dot_segment_dot_v1_dot_segment__pb2.GetModelRequest.SerializeToString,
+            marksman_dot_segment_dot_v1_dot_segment__pb2.GetModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
