@@ -39,5 +39,11 @@ bench-segment: setup
 bench-predict: setup
 	$(BIN)/python bench/predict.py
 
+# bench/recommend.py: gRPC top-10 vs a bare echo of the same server, the gateway route at 50 clients (wrk if
+# installed), LightFM training on 1M synthetic interactions.
+.PHONY: bench-recommend
+bench-recommend: setup
+	$(BIN)/python bench/recommend.py
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
