@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,23 +101,17 @@ def train(stack: Stack) -> dict[str, object]:
 
 # ---- gRPC load ----
 
-def _grpc_worker(address: str, method: str, requests: list[bytes], threads: int, seconds: float) -> list[float]:
-    """Calls `method` with raw request bytes from `threads` threads for `seconds`; returns latencies (s)."""
-    channel = grpc.insecure_channel(address)
-    call = channel.unary_unary(method)  # bytes in, bytes out: the client does no protobuf work
-    call(requests[0], timeout=10)  # connect before timing
+def _timed(threads: int, seconds: float, caller: Callable[[], Callable[[int], None]]) -> list[float]:
+    """Runs `threads` threads, each calling its own caller() with 0, 1, 2 ... until `seconds` have passed;
+    returns every call's latency in seconds."""
     latencies: list[float] = []
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
 
     def run(offset: int) -> None:
-        mine: list[float] = []
-        n = offset
-        while True:
-            started = time.perf_counter()
-            if started > stop_at:
-                break
-            call(requests[n % len(requests)], timeout=10)
+        call, mine, n = caller(), [], offset
+        while (started := time.perf_counter()) < stop_at:
+            call(n)
             mine.append(time.perf_counter() - started)
             n += 1
         with lock:
@@ -127,8 +122,15 @@ def _grpc_worker(address: str, method: str, requests: list[bytes], threads: int,
         worker.start()
     for worker in workers:
         worker.join()
-    channel.close()
     return latencies
+
+
+def _grpc_worker(address: str, method: str, requests: list[bytes], threads: int, seconds: float) -> list[float]:
+    """Calls `method` with raw request bytes from `threads` threads for `seconds`; returns latencies (s)."""
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(method)  # bytes in, bytes out: the client does no protobuf work
+        call(requests[0], timeout=10)  # connect before timing
+        return _timed(threads, seconds, lambda: lambda n: call(requests[n % len(requests)], timeout=10))
 
 
 def grpc_load(address: str, method: str, requests: list[bytes], clients: int, processes: int,
@@ -163,8 +165,10 @@ end
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if found is None:
+        raise RuntimeError(f"cannot read wrk's latency {text!r}")
+    return float(found[1]) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[found[2]]
 
 
 def wrk_load(url: str, key: str, customers: int, clients: int, seconds: float) -> tuple[float, float, float]:
@@ -175,8 +179,8 @@ def wrk_load(url: str, key: str, customers: int, clients: int, seconds: float) -
                                  url], capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script.name)
-    if "Non-2xx" in output:
-        raise RuntimeError(f"the gateway refused requests:\n{output}")
+    if "Non-2xx" in output or "Latency Distribution" not in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
     p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
@@ -184,32 +188,21 @@ def wrk_load(url: str, key: str, customers: int, clients: int, seconds: float) -
 
 
 def _http_worker(host: str, port: int, key: str, customers: int, threads: int, seconds: float) -> list[float]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-    stop_at = time.perf_counter() + seconds
+    headers = {"Authorization": f"Bearer {key}"}
 
-    def run(offset: int) -> None:
+    def caller() -> Callable[[int], None]:
         connection = http.client.HTTPConnection(host, port, timeout=10)
-        mine: list[float] = []
-        n = offset
-        while (started := time.perf_counter()) < stop_at:
-            connection.request("GET", f"/v1/customers/b{n % customers}/recommendations?k=10",
-                               headers={"Authorization": f"Bearer {key}"})
+
+        def call(n: int) -> None:
+            connection.request("GET", f"/v1/customers/b{n % customers}/recommendations?k=10", headers=headers)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
                 raise RuntimeError(f"gateway answered {response.status}")
-            mine.append(time.perf_counter() - started)
-            n += 1
-        with lock:
-            latencies.extend(mine)
 
-    workers = [threading.Thread(target=run, args=(i * 7919,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return latencies
+        return call
+
+    return _timed(threads, seconds, caller)
 
 
 def python_http_load(host: str, port: int, key: str, customers: int, clients: int,
