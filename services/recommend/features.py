@@ -103,3 +103,10 @@ def feature_matrix(
     sums = np.asarray(matrix.sum(axis=1)).ravel()
     matrix = sp.csr_matrix(sp.diags(1.0 / np.where(sums > 0, sums, 1.0)).dot(matrix), dtype=np.float32)
     return matrix, list(index)
+
+
+def descriptive_matrix(features: list[list[str]]) -> tuple[sp.csr_matrix, list[str]]:
+    """Rows x descriptive feature names, each row the uniform mean of its features (all zero if it has none)."""
+    matrix, names = feature_matrix(features, [f"{IDENTITY}#{row}" for row in range(len(features))], False)
+    keep = [i for i, name in enumerate(names) if not name.startswith(f"{IDENTITY}#")]
+    return sp.csr_matrix(matrix[:, keep]), [names[i] for i in keep]

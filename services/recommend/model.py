@@ -12,9 +12,11 @@ import pandas as pd
 import scipy.sparse as sp
 from lightfm import LightFM
 
+from services.recommend.cold import feature_map
 from services.recommend.features import (
     IDENTITY,
     band_number,
+    descriptive_matrix,
     feature_matrix,
     feature_name,
     item_feature_names,
@@ -173,15 +175,22 @@ def train(
     item_vectors = np.hstack([item_embedding, ones_items, item_bias[:, None]]).astype(np.float32)
     user_vectors = np.hstack([user_embedding, user_bias[:, None], ones_users]).astype(np.float32)
 
-    # Only the descriptive features can place a new item; identity rows are per-sku and useless for that.
-    descriptive = [i for i, name in enumerate(item_feature_list) if not name.startswith(f"{IDENTITY}=")]
-    feature_vectors = np.hstack([
-        model.item_embeddings[descriptive],
-        np.ones((len(descriptive), 1)),
-        model.item_biases[descriptive][:, None],
-    ]).astype(np.float32)
+    warm = np.unique(cols)
+    if params.use_item_features:
+        # Only the descriptive features can place a new item; identity rows are per-sku and useless for that.
+        descriptive = [i for i, name in enumerate(item_feature_list) if not name.startswith(f"{IDENTITY}=")]
+        described = item_features[:, descriptive]
+        described_names = [item_feature_list[i] for i in descriptive]
+        feature_vectors = np.hstack([
+            model.item_embeddings[descriptive],
+            np.ones((len(descriptive), 1)),
+            model.item_biases[descriptive][:, None],
+        ]).astype(np.float32)
+    else:
+        described, described_names = descriptive_matrix(item_names)
+        feature_vectors = feature_map(described, item_vectors, warm)
     reach = float(np.linalg.norm(user_embedding, axis=1).max())
-    _place_cold_items(item_vectors, np.unique(cols), item_features[:, descriptive], feature_vectors, reach)
+    _place_cold_items(item_vectors, warm, described, feature_vectors, reach)
 
     bought = pairs["bought"].to_numpy()
     popularity = _popularity(item_rows[bought], pairs["weight"].to_numpy()[bought], len(skus))
@@ -194,7 +203,7 @@ def train(
         skus=skus,
         user_vectors=user_vectors,
         item_vectors=item_vectors,
-        feature_names=np.asarray([item_feature_list[i] for i in descriptive], dtype=str),
+        feature_names=np.asarray(described_names, dtype=str),
         feature_vectors=feature_vectors,
         popularity=popularity,
         segment_names=segment_names,
