@@ -16,15 +16,17 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # The gRPC services that exist today, in start order; each issue that adds a service adds it here.
-GRPC_SERVICES = ("profile", "segment", "recommend")
+GRPC_SERVICES = ("profile", "segment", "recommend", "campaign")
 # Extra processes of a service: they serve the same database, and the gateway spreads calls over
 # all of them (round robin). Profile's ingest is CPU-bound in one interpreter; a second process
 # lets both cores work (bench/ingest.py measures it).
 REPLICAS = {"profile": 2}
 DEFAULT_PORTS = {"profile": (50051, 9101), "profile-2": (50061, 9111), "segment": (50052, 9102),
-                 "recommend": (50053, 9103),
+                 "recommend": (50053, 9103), "campaign": (50054, 9104),
                  "gateway": (8080, 8080)}
 KEYS_FILE = "api-keys.txt"
+# The campaign process also serves the partner HTTP API (/partner/v1/) on this port.
+PARTNER_API_PORT = 8090
 
 
 def free_port() -> int:
@@ -50,6 +52,7 @@ class Stack:
     env: Mapping[str, str] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, tuple[int, int]] = field(default_factory=dict)
+    partner_port: int = 0
 
     def _ports(self, name: str) -> tuple[int, int]:
         if self.ephemeral_ports:
@@ -69,11 +72,19 @@ class Stack:
             environ["MARKSMAN_GATEWAY_" + name.upper() + "_ADDR"] = self.target(name)
         environ["MARKSMAN_SEGMENT_PROFILE_ADDR"] = self.grpc_address("profile")
         environ["MARKSMAN_RECOMMEND_PROFILE_ADDR"] = self.grpc_address("profile")
+        environ["MARKSMAN_CAMPAIGN_PROFILE_ADDR"] = self.grpc_address("profile")
+        environ["MARKSMAN_CAMPAIGN_SEGMENT_ADDR"] = self.grpc_address("segment")
+        environ["MARKSMAN_CAMPAIGN_RECOMMEND_ADDR"] = self.grpc_address("recommend")
+        environ["MARKSMAN_CAMPAIGN_PARTNER_PORT"] = str(self.partner_port)
         environ["MARKSMAN_GATEWAY_HOST"] = self.host
         environ["MARKSMAN_GATEWAY_PORT"] = str(self.ports["gateway"][0])
         environ["MARKSMAN_GATEWAY_DATA_DIR"] = str(self.data_dir)
         environ["MARKSMAN_GATEWAY_BOOTSTRAP_KEYS_FILE"] = str(self.data_dir / KEYS_FILE)
         return environ
+
+    @property
+    def partner_api_url(self) -> str:
+        return f"http://{self.host}:{self.partner_port}/partner/v1"
 
     @property
     def gateway_url(self) -> str:
@@ -101,6 +112,7 @@ class Stack:
         for name in (*GRPC_SERVICES, "gateway"):
             for replica in self.replica_names(name):
                 self.ports[replica] = self._ports(replica)
+        self.partner_port = free_port() if self.ephemeral_ports else PARTNER_API_PORT
         environ = self._environment()
         try:
             for name in GRPC_SERVICES:
@@ -123,6 +135,12 @@ class Stack:
         # One process per service runs the background work (profile's portrait updater).
         return {**environ, prefix + "GRPC_PORT": str(grpc_port), prefix + "METRICS_PORT": str(metrics_port),
                 prefix + "BACKGROUND_WORK": "false"}
+
+    def respawn(self, name: str, timeout: float = 60.0) -> None:
+        """Starts a service's first process again with the environment it had (after a test killed it)."""
+        self.processes = [p for p in self.processes if p.name != name or p.popen.poll() is None]
+        self._spawn(name, self._environment())
+        self._wait_grpc(name, timeout)
 
     def _spawn(self, name: str, environ: dict[str, str], module: str | None = None) -> None:
         log_path = self.data_dir / "logs" / f"{name}.log"

@@ -71,9 +71,10 @@ class Dispatcher:
 
     # ---- partners ----
 
-    def partners(self) -> dict[str, PartnerInfo]:
+    def partners(self, *, fresh: bool = False) -> dict[str, PartnerInfo]:
+        """The registered partners by name, read again after PARTNERS_TTL_S or when `fresh`."""
         with self._guard:
-            if time.monotonic() - self._partners_at > PARTNERS_TTL_S:
+            if fresh or time.monotonic() - self._partners_at > PARTNERS_TTL_S:
                 self._partners = {p.name: p for p in self.store.partners()}
                 self._partners_at = time.monotonic()
                 for p in self._partners.values():
@@ -100,6 +101,8 @@ class Dispatcher:
         if not rows:
             return 0
         campaigns = {cid: spec for cid, (spec, _state) in self.store.specs_of(r.campaign_id for r in rows).items()}
+        if any(route.partner not in partners for spec in campaigns.values() for route in spec.routes):
+            partners = self.partners(fresh=True)  # registered since the cache was filled
         try:
             contacts = self.contacts.lookup(sorted({r.customer_id for r in rows}))
         except Unavailable as error:

@@ -13,7 +13,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.limits import BodyLimitMiddleware
 from services.gateway.metrics import MetricsMiddleware
 from services.gateway.requestid import RequestIdMiddleware
-from services.gateway.routes import admin, customers, events, ops, recommendations, segments
+from services.gateway.routes import admin, campaigns, customers, events, ops, recommendations, segments
 from services.gateway.routes import pricing as pricing_routes
 from services.gateway.routes import quotes as quote_routes
 from services.gateway.schemas import EventsIn
@@ -64,7 +64,7 @@ def create_app(
     app.state.pricing = PricingStore(key_store.engine, current_ttl_s=settings.rule_set_cache_s)
     app.state.upstreams = None
     routers = (customers.router, events.router, segments.router, recommendations.router, admin.router, ops.router,
-               quote_routes.router, pricing_routes.router)
+               quote_routes.router, pricing_routes.router, campaigns.router)
     for router in routers:
         app.include_router(router)
     errors.install(app)

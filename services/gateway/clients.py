@@ -68,6 +68,7 @@ class Upstreams:
     not_deployed: list[str] = field(default_factory=list)
     segment: segment_pb2_grpc.SegmentServiceAsyncStub | None = None
     recommend: recommend_pb2_grpc.RecommendServiceAsyncStub | None = None
+    campaign: campaign_pb2_grpc.CampaignServiceAsyncStub | None = None
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> Upstreams:
@@ -96,6 +97,7 @@ class Upstreams:
             not_deployed=not_deployed,
             segment=stubs.get("segment"),
             recommend=stubs.get("recommend"),
+            campaign=stubs.get("campaign"),
         )
 
     async def close(self) -> None:

@@ -29,7 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     codes = running.stop()
     # uvicorn re-raises the SIGTERM it handled once it has shut down, so the gateway's code is -15;
     # its log shows the shutdown was graceful.
-    assert codes == {"gateway": -15, "recommend": 0, "segment": 0, "profile": 0, "profile-2": 0}, codes
+    assert codes == {"gateway": -15, "campaign": 0, "recommend": 0, "segment": 0, "profile": 0, "profile-2": 0}, codes
     assert "Finished server process" in (folder / "logs" / "gateway.log").read_text()
 
 
