@@ -27,6 +27,8 @@ class GatewaySettings(ServiceSettings):
     # Every upstream call carries a deadline; ingesting a batch of 5,000 events may take longer.
     upstream_timeout_s: float = Field(default=5.0, gt=0)
     ingest_timeout_s: float = Field(default=30.0, gt=0)
+    # A predictive model's training (the segment service reads every order line the first time).
+    training_timeout_s: float = Field(default=300.0, gt=0)
     # /readyz must answer quickly even when an upstream hangs.
     health_timeout_s: float = Field(default=1.0, gt=0)
     max_body_bytes: int = Field(default=10 * MIB, ge=0)

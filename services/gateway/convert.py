@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2
@@ -27,8 +29,12 @@ from services.gateway.schemas import (
     CustomersOut,
     EventIn,
     LineIn,
+    ModelAudienceIn,
+    ModelAudienceOut,
+    ModelQualityOut,
     MoneyOut,
     PortraitOut,
+    PredictiveModelOut,
     PreviewOut,
     RecomputeOut,
     RefreshOut,
@@ -235,7 +241,20 @@ def segment_kind(kind: int) -> str | None:
 
 def version_out(v: segment_pb2.SegmentVersion) -> SegmentVersionOut:
     return SegmentVersionOut(version=v.number, size=v.size, portraits=v.portraits, seconds=v.seconds,
-                             created_at=to_datetime(v, "created_at"), rule=v.rule)
+                             created_at=to_datetime(v, "created_at"), rule=v.rule,
+                             model_version=v.model_version or None)
+
+
+def audience_to_proto(model: ModelAudienceIn) -> segment_pb2.ModelAudience:
+    if model.threshold is not None:
+        return segment_pb2.ModelAudience(goal=model.goal, threshold=model.threshold)
+    return segment_pb2.ModelAudience(goal=model.goal, top_k=model.top_k or 0)
+
+
+def audience_out(m: segment_pb2.ModelAudience) -> ModelAudienceOut:
+    cut = m.WhichOneof("cut")
+    return ModelAudienceOut(goal=m.goal, top_k=m.top_k if cut == "top_k" else None,
+                            threshold=m.threshold if cut == "threshold" else None)
 
 
 def _segment_fields(s: segment_pb2.Segment) -> dict[str, Any]:
@@ -243,6 +262,7 @@ def _segment_fields(s: segment_pb2.Segment) -> dict[str, Any]:
         "name": s.name,
         "kind": segment_kind(s.kind),
         "rule": s.rule,
+        "model": audience_out(s.model) if s.HasField("model") else None,
         "description": s.description,
         "built_in": s.built_in,
         "created_at": to_datetime(s, "created_at"),
@@ -260,6 +280,25 @@ def segment_detail_out(response: segment_pb2.GetSegmentResponse) -> SegmentDetai
 
 def refresh_out(name: str, response: segment_pb2.RefreshSegmentResponse) -> RefreshOut:
     return RefreshOut(name=name, **version_out(response.version).model_dump())
+
+
+def _finite(value: float) -> float | None:
+    # JSON has no NaN: a held-out set with a single class has no AUC, and says so with null.
+    return value if math.isfinite(value) else None
+
+
+def predictive_model_out(m: segment_pb2.PredictiveModel) -> PredictiveModelOut:
+    q = m.quality
+    return PredictiveModelOut(
+        goal=m.goal, version=m.version, current=m.current, trained_at=to_datetime(m, "trained_at"),
+        horizon_days=m.horizon_days, seed_segment=m.seed_segment or None, seed_version=m.seed_version or None,
+        quality=ModelQualityOut(auc=_finite(q.auc), auc_se=_finite(q.auc_se),
+                                top_decile_lift=_finite(q.top_decile_lift), base_rate=_finite(q.base_rate),
+                                positives=q.positives, held_out=q.held_out, better_than_chance=q.better_than_chance),
+        evaluation=m.evaluation, lines=m.lines, customers=m.customers, train_size=m.train_size,
+        train_base_rate=m.train_base_rate, fit_seconds=m.fit_seconds, seconds=m.seconds, features=list(m.features),
+        parameters=orjson.loads(m.parameters) if m.parameters else {},
+    )
 
 
 def preview_out(response: segment_pb2.PreviewRuleResponse) -> PreviewOut:

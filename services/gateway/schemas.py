@@ -6,7 +6,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, with_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+    with_config,
+)
 
 # pydantic needs typing_extensions' TypedDict before Python 3.12.
 from typing_extensions import TypedDict
@@ -304,20 +312,56 @@ RuleText = Annotated[
 ]
 
 
+# The predictive goals of the segment service (services/segment/predict.py); growth has two models.
+PredictiveGoal = Literal["retention", "growth", "growth_new_category", "activation", "acquisition"]
+MAX_TOP_K = 1_000_000_000
+
+
+class ModelAudienceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"goal": "retention", "top_k": 500}]})
+
+    goal: PredictiveGoal = Field(description="Whose current model scores the customers.")
+    top_k: int | None = Field(default=None, ge=1, le=MAX_TOP_K, description="The K highest scores.")
+    threshold: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
+                                    description="Every score (a probability) at or above this.")
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> ModelAudienceIn:
+        if (self.top_k is None) == (self.threshold is None):
+            raise ValueError("give exactly one of top_k and threshold")
+        return self
+
+
+class ModelAudienceOut(BaseModel):
+    goal: str
+    top_k: int | None
+    threshold: float | None
+
+
 class SegmentIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
                 {"name": "big-spenders", "rule": RULE_EXAMPLE,
-                 "description": "Recent customers who spent over 1,000, or ordered 5 times"}
+                 "description": "Recent customers who spent over 1,000, or ordered 5 times"},
+                {"name": "likely-to-lapse", "model": {"goal": "retention", "top_k": 500},
+                 "description": "The 500 active customers most likely not to buy in the next 90 days"},
             ]
         },
     )
 
     name: SegmentName = Field(json_schema_extra={"pattern": SEGMENT_NAME_PATTERN})
-    rule: RuleText
+    rule: RuleText | None = None
+    model: ModelAudienceIn | None = Field(
+        default=None, description="Instead of a rule: the customers a goal's current model scores highest.")
     description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_CHARS, strip_whitespace=True)] = ""
+
+    @model_validator(mode="after")
+    def _rule_or_model(self) -> SegmentIn:
+        if (self.rule is None) == (self.model is None):
+            raise ValueError("give exactly one of rule and model")
+        return self
 
 
 class RuleIn(BaseModel):
@@ -369,7 +413,8 @@ class SegmentVersionOut(BaseModel):
     portraits: int = Field(description="Portraits evaluated.")
     seconds: float = Field(description="Time to evaluate the rule and store the members.")
     created_at: datetime | None
-    rule: str = Field(description="The rule as evaluated.")
+    rule: str = Field(description="The rule as evaluated; for a model audience, the model and cut it used.")
+    model_version: int | None = Field(default=None, description="The model version a model audience was scored with.")
 
 
 class RefreshOut(SegmentVersionOut):
@@ -384,8 +429,10 @@ class RefreshOut(SegmentVersionOut):
 
 class SegmentOut(BaseModel):
     name: str
-    kind: str | None = Field(description='"rule": members are the customers the rule selects.')
+    kind: str | None = Field(description='"rule": members are the customers the rule selects; "model": those a '
+                                         "goal's model scores highest.")
     rule: str
+    model: ModelAudienceOut | None = Field(default=None, description='The model audience (kind "model").')
     description: str
     built_in: bool = Field(description="Created by the service (the RFM segments); cannot be replaced.")
     created_at: datetime | None
@@ -409,6 +456,7 @@ class MembersOut(BaseModel):
     name: str
     version: int = Field(description="The version read (the current one when 0 was asked for).")
     customer_ids: list[str]
+    scores: list[float] | None = Field(default=None, description="A model audience's scores, one per customer id.")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null after the last one.")
 
 
@@ -431,3 +479,57 @@ class SyncOut(BaseModel):
     received: int = Field(description="Portraits received from profile in this sync.")
     portraits: int = Field(description="Portraits in the segment service's cache afterwards.")
     seconds: float
+
+
+# ---- predictive models (served by the segment service) ----
+
+class TrainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"horizon_days": 90}]})
+
+    seed_segment: SegmentName | None = Field(
+        default=None, description="acquisition only: the segment whose members to look like (default: the top 20% "
+                                  "by net spend).")
+    horizon_days: int | None = Field(default=None, ge=7, le=365,
+                                     description="Label window in days (default 90; not for acquisition).")
+
+
+class ModelQualityOut(BaseModel):
+    auc: float | None = Field(description="Held-out area under the ROC curve; null when the held-out set has one class.")
+    auc_se: float | None = Field(description="Its standard error (Hanley & McNeil).")
+    top_decile_lift: float | None = Field(description="Positive rate of the top 10% by score over the base rate.")
+    base_rate: float | None = Field(description="Positive rate of the held-out set.")
+    positives: int
+    held_out: int = Field(description="Held-out customers.")
+    better_than_chance: bool = Field(description="AUC >= 0.55 with its 95% lower bound above 0.5; false: the "
+                                                 "model is no better than chance.")
+
+
+class PredictiveModelOut(BaseModel):
+    goal: str
+    version: int
+    current: bool = Field(description="The goal's newest version, which model audiences are scored with.")
+    trained_at: datetime | None
+    horizon_days: int = Field(description="Label window in days; 0 for acquisition.")
+    seed_segment: str | None = Field(description="acquisition: the seed segment; null for the default seed.")
+    seed_version: int | None
+    quality: ModelQualityOut
+    evaluation: str = Field(description="How the held-out set was chosen.")
+    lines: int = Field(description="Order and refund lines the training read.")
+    customers: int = Field(description="Customers with any of them.")
+    train_size: int = Field(description="Rows the model was fitted on.")
+    train_base_rate: float
+    fit_seconds: float
+    seconds: float = Field(description="Training time in all: reading interactions, features, fit, evaluation.")
+    features: list[str]
+    parameters: dict[str, Any] = Field(description="The estimator and its parameters.")
+
+
+class PredictiveModelsOut(BaseModel):
+    models: list[PredictiveModelOut] = Field(description="Each trained goal's current model.")
+    untrained_goals: list[str]
+
+
+class PredictiveModelDetailOut(BaseModel):
+    goal: str
+    current: PredictiveModelOut
+    versions: list[PredictiveModelOut] = Field(description="Every retained version, newest first.")

@@ -1,5 +1,6 @@
-"""Segment routes: create, check and preview rules, refresh, read segments and their members (admin), the
-segments of one customer (platform), and the portrait sync of the segment service (admin)."""
+"""Segment routes: create (by rule or by model), check and preview rules, refresh, read segments and their
+members (admin), the segments of one customer (platform), and the portrait sync of the segment service (admin).
+The predictive model routes (routes/predictive_models.py) ride on this router: the segment service serves both."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.gateway.clients import Upstreams
 from services.gateway.deps import SegmentStub, segment, upstreams
 from services.gateway.errors import ApiError, UpstreamError
 from services.gateway.openapi import error_example, errors
+from services.gateway.routes import predictive_models
 from services.gateway.routes.customers import CustomerId
 from services.gateway.schemas import (
     MAX_MEMBERS_PAGE,
@@ -103,15 +105,19 @@ async def _checked(
 @router.post(
     "/v1/segments",
     status_code=201,
-    summary="Create a rule segment (the rule is checked first)",
+    summary="Create a segment from a rule (checked first) or a model audience",
     description="The segment has no members until it is refreshed. A rule naming an unknown trait, or comparing a "
-                "trait with a value of the wrong type, is refused here with its line and column.",
+                "trait with a value of the wrong type, is refused here with its line and column. Instead of a rule, "
+                '`model` (`{"goal": "retention", "top_k": 500}` or `{"goal": ..., "threshold": 0.6}`) makes a model '
+                "audience: each refresh scores the customers with the goal's current model.",
     response_model=SegmentOut,
     responses={**errors(400, 401, 403, 409, 415, 502), **RULE_422, **UNAVAILABLE_503},
     dependencies=Admin,
 )
 async def create_segment(body: SegmentIn, clients: Clients, stub: Segment) -> SegmentOut:
-    request = segment_pb2.CreateSegmentRequest(name=body.name, rule=body.rule, description=body.description)
+    request = segment_pb2.CreateSegmentRequest(name=body.name, rule=body.rule or "", description=body.description)
+    if body.model is not None:
+        request.model.CopyFrom(convert.audience_to_proto(body.model))
     response = await _checked(clients, stub.CreateSegment, request)
     return convert.segment_out(response.segment)
 
@@ -173,7 +179,8 @@ async def get_segment(name: SegmentName, clients: Clients, stub: Segment) -> Seg
     summary="Evaluate the segment over every portrait and store its members as a new version",
     description="Returns the new version with its size and the time it took. Versions never change once "
                 "written; old ones stay readable until the retention limit. 409 when the stored rule no "
-                "longer checks (e.g. a segment it reads was removed), with the problems' positions.",
+                "longer checks (e.g. a segment it reads was removed), with the problems' positions, or when a "
+                "model audience's goal has no trained model yet.",
     response_model=RefreshOut,
     responses={**errors(401, 403, 409, 422, 502), **NOT_FOUND_404, **UNAVAILABLE_503},
     dependencies=Admin,
@@ -207,11 +214,13 @@ async def list_members(
     )
     pages = await clients.stream(SERVICE, stub.StreamMembers, request)
     customer_ids = [customer_id for page in pages for customer_id in page.customer_ids]
+    scores = [score for page in pages for score in page.scores]
     last = pages[-1] if pages else None
     return MembersOut(
         name=name,
         version=last.version if last is not None and last.version else version,
         customer_ids=customer_ids,
+        scores=scores if scores and len(scores) == len(customer_ids) else None,
         next_cursor=(last.next_page_token or None) if last is not None else None,
     )
 
@@ -249,3 +258,5 @@ async def sync_portraits(
     response = await clients.call(SERVICE, stub.SyncPortraits, request, timeout_s=clients.ingest_timeout_s)
     return convert.sync_out(response)
 
+
+router.include_router(predictive_models.router)

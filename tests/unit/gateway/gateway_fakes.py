@@ -344,12 +344,12 @@ class FakeServer:
             self.server.stop(0).wait()
 
 
-def start_fake_server() -> FakeServer:
+def start_fake_server(segments: FakeSegment | None = None) -> FakeServer:
     """A real gRPC server on a free port: fake profile and segment services plus standard health."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     fake = FakeProfile()
     profile_pb2_grpc.add_ProfileServiceServicer_to_server(fake, server)
-    segments = FakeSegment()
+    segments = segments or FakeSegment()
     segment_pb2_grpc.add_SegmentServiceServicer_to_server(segments, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -108,8 +108,8 @@ def test_create_segment(seg: TestClient, admin: dict[str, str], upstream: FakeSe
     response = seg.post("/v1/segments", json=body, headers=admin)
     assert response.status_code == 201, response.text
     assert response.json() == {
-        "name": "big-spenders", "kind": "rule", "rule": "monetary > 1000", "description": "Spent over 1,000",
-        "built_in": False, "created_at": "2011-12-10T00:00:00Z", "current": None,
+        "name": "big-spenders", "kind": "rule", "rule": "monetary > 1000", "model": None,
+        "description": "Spent over 1,000", "built_in": False, "created_at": "2011-12-10T00:00:00Z", "current": None,
     }
     assert upstream.segment.segments["big-spenders"].description == "Spent over 1,000"
     again = seg.post("/v1/segments", json=body, headers=admin)
@@ -180,7 +180,7 @@ def test_refresh_then_get_with_versions(seg: TestClient, admin: dict[str, str]) 
     create(seg, admin)
     first = refresh(seg, admin)
     assert first == {"name": "vip", "version": 1, "size": 25, "portraits": 25, "seconds": 0.05,
-                     "created_at": "2011-12-10T00:00:00Z", "rule": "frequency >= 5"}
+                     "created_at": "2011-12-10T00:00:00Z", "rule": "frequency >= 5", "model_version": None}
     assert refresh(seg, admin)["version"] == 2
     got = seg.get("/v1/segments/vip", headers=admin)
     assert got.status_code == 200, got.text
