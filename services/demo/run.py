@@ -11,6 +11,7 @@ import httpx
 
 from services.demo import retail
 from services.demo.batches import post_all
+from services.demo.predictive import print_predictive_models
 from services.demo.recommend import print_recommendations
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "online-retail" / "online_retail.parquet"
@@ -74,23 +75,5 @@ def run_demo(gateway_url: str, keys: dict[str, str], data_file: Path | None = No
                   f"last order {p['last_order_at']} (by hand {hand['last_order_at']})")
             print("    " + ", ".join(f"{name}={p[name]}" for name in SAMPLE_FIELDS))
         print_recommendations(client, keys, frame)
-    print_predictive_quality(frame)
-    return {"summary": s, "events": loaded_e, "customers": loaded_c}
-
-
-def print_predictive_quality(frame: Any) -> None:
-    """The four goals' models on the same data: held-out AUC and top-decile lift.
-
-    Trained here with services.segment.predict; the segment service does not serve them yet.
-    """
-    from services.segment import predict
-
-    lines = predict.lines_from_retail(frame)
-    cutoffs = predict.time_split_cutoffs(lines)
-    print(f"\npredictive audiences (train cut-off {cutoffs[0]:%Y-%m-%d}, held out {cutoffs[1]:%Y-%m-%d}, "
-          f"{predict.HORIZON.days}-day window):")
-    for goal, model in predict.train_all(lines).items():
-        q = model.quality
-        verdict = "" if q.better_than_chance else "  NOT better than chance"
-        print(f"  {goal:<22} AUC {q.auc:.3f} ± {q.auc_se:.3f}, top-decile lift {q.top_decile_lift:.2f} "
-              f"(base rate {q.base_rate:.3f}, {q.size:,} held out){verdict}")
+        predictive = print_predictive_models(client, keys)
+    return {"summary": s, "events": loaded_e, "customers": loaded_c, "predictive": predictive}
