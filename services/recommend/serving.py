@@ -154,7 +154,11 @@ class Serving:
     def similar(self, sku: str, k: int, wanted: Wanted,
                 describe: Callable[[str], Mapping[str, Any] | None]) -> Answer:
         """The k items nearest to `sku`; an item the model has not seen is placed by its catalogue features."""
-        recommender, version = self._ranker()
+        loaded = self._loaded
+        if loaded is None:
+            raise FailedPrecondition("similar items need a trained model, and none is serving yet; train one "
+                                     "(TrainModel)")
+        recommender, version = loaded.recommender, loaded.version
         filters = Filters(exclude_bought=False, only_in_stock=wanted.only_in_stock,
                           categories_in=wanted.categories_in, categories_not_in=wanted.categories_not_in,
                           exclude_skus=wanted.exclude_skus)

@@ -92,6 +92,8 @@ def code_and_details(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
 
 
 def test_before_any_model_popular_items_from_the_interactions(stub: Stub) -> None:
+    code, details = code_and_details(lambda: stub.SimilarItems(pb.SimilarItemsRequest(sku="G1-03", k=5)))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "none is serving yet" in details
     answer = stub.Recommend(pb.RecommendRequest(customer_id="c1", k=5))
     assert answer.model_version == 0 and answer.fallback == "popular_overall" and len(answer.items) == 5
     scores = [i.score for i in answer.items]
