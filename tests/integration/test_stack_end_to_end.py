@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
+from services.segment import synthetic
 from services.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -158,6 +160,52 @@ def test_recommendations_trained_through_the_gateway(platform: httpx.Client, adm
     erased = admin.delete("/v1/customers/it-r2")
     assert erased.status_code == 200 and erased.json()["services"]["recommend"] >= 1, erased.text
     assert platform.get("/v1/customers/it-r2/recommendations?k=3").json()["fallback"] == "popular_overall"
+
+
+def predictive_events(customers: int) -> list[dict]:  # type: ignore[type-arg]
+    """A year of synthetic orders and refunds (services/segment/synthetic.py) as gateway events."""
+    lines = synthetic.order_lines(customers, pd.Timestamp("2011-12-09", tz="UTC"), seed=4)
+    events = []
+    for order_id, group in lines.groupby("order_id", sort=False):
+        first = group.iloc[0]
+        events.append({
+            "event_id": f"it-p-{order_id}", "type": "refund" if first["is_refund"] else "order",
+            "customer_id": f"it-p-{first['customer_id']}", "currency": "GBP",
+            "occurred_at": first["occurred_at"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lines": [{"sku": f"it-p-{row.category}", "quantity": 1, "unit_price_minor": abs(int(row.amount_minor)),
+                       "category": row.category} for row in group.itertuples()]})
+    return events
+
+
+def test_predictive_model_and_model_audience_through_the_gateway(platform: httpx.Client, admin: httpx.Client) -> None:
+    events = predictive_events(150)
+    assert platform.post("/v1/events", json={"events": events}).json()["accepted"] == len(events)
+    assert admin.post("/v1/admin/portraits/recompute").status_code == 200
+    assert admin.post("/v1/admin/segments/sync").status_code == 200
+    assert admin.post("/v1/predictive-models/churn/train").status_code == 422
+    assert platform.post("/v1/predictive-models/retention/train").status_code == 403
+    created = admin.post("/v1/segments", json={"name": "it-lapsing", "model": {"goal": "retention", "top_k": 10}})
+    assert created.status_code == 201 and created.json()["kind"] == "model", created.text
+    early = admin.post("/v1/segments/it-lapsing/refresh")
+    assert early.status_code == 409 and "no retention model" in early.json()["error"]
+
+    trained = admin.post("/v1/predictive-models/retention/train", json={"horizon_days": 30}, timeout=120)
+    assert trained.status_code == 201, trained.text
+    model = trained.json()
+    assert (model["goal"], model["version"], model["horizon_days"]) == ("retention", 1, 30)
+    q = model["quality"]
+    assert q["held_out"] > 0 and 0 < q["base_rate"] < 1 and isinstance(q["better_than_chance"], bool)
+    assert q["auc"] is not None and 0 <= q["auc"] <= 1 and q["top_decile_lift"] is not None
+    assert model["lines"] >= sum(len(e["lines"]) for e in events) and model["seconds"] > 0
+    listed = admin.get("/v1/predictive-models").json()
+    assert [m["goal"] for m in listed["models"]] == ["retention"] and "growth" in listed["untrained_goals"]
+
+    refreshed = admin.post("/v1/segments/it-lapsing/refresh")
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["size"] == 10 and refreshed.json()["model_version"] == 1
+    members = admin.get(f"/v1/segments/it-lapsing/versions/{refreshed.json()['version']}/members").json()
+    assert len(members["customer_ids"]) == len(members["scores"]) == 10
+    assert all(c.startswith("it-p-") for c in members["customer_ids"]) and all(0 <= x <= 1 for x in members["scores"])
 
 
 def test_auth_errors_and_health(stack: Stack) -> None:
