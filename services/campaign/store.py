@@ -396,7 +396,10 @@ class CampaignStore:
         if self.postgres:
             due = due.with_for_update(of=deliveries_t, skip_locked=True)
         with transaction(self.engine) as conn:
-            rows = conn.execute(update(deliveries_t).where(d.id.in_(due.scalar_subquery()))
+            # A CTE, evaluated once: as an IN (subquery) PostgreSQL may plan the locking subquery as a
+            # subplan run per row, and its LIMIT then no longer bounds the claim.
+            taken = due.cte("due")
+            rows = conn.execute(update(deliveries_t).where(d.id == taken.c.id)
                                 .values(lease_owner=owner, lease_until=lease_until)
                                 .returning(d.id, d.campaign_id, d.customer_id, d.idempotency_key, d.attempts)).all()
         return sorted((Claimed(*r) for r in rows), key=lambda r: r.id)
@@ -542,7 +545,8 @@ class CampaignStore:
         if self.postgres:
             free = free.with_for_update(skip_locked=True)
         with transaction(self.engine) as conn:
-            rows = conn.execute(update(deliveries_t).where(d.id.in_(free.scalar_subquery()))
+            taken = free.cte("free")  # evaluated once (see claim)
+            rows = conn.execute(update(deliveries_t).where(d.id == taken.c.id)
                                 .values(lease_owner=PARTNER_LEASE, lease_until=lease_until)
                                 .returning(d.id, d.idempotency_key, d.payload)).all()
         return sorted((Leased(r[0], r[1], r[2] or "{}") for r in rows), key=lambda r: r.id)
