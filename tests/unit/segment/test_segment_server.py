@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,13 @@ from services.common.grpc_server import Registration, RunningServer, start
 from services.segment.segments import Segments
 from services.segment.server import SegmentServicer
 from services.segment.store import SegmentStore
-from tests.unit.segment.segment_fakes import NOW, FakeProfile, start_fake_profile, synthetic_protos
+from tests.unit.segment.segment_fakes import (
+    NOW,
+    FakeProfile,
+    rpc_error,
+    start_fake_profile,
+    synthetic_protos,
+)
 
 N = 300
 
@@ -53,12 +59,6 @@ def running(tmp_path: Path) -> Iterator[Running]:
         server.stop(0)
         profile_channel.close()
         profile_server.stop(0)
-
-
-def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value
 
 
 def test_sync_preview_create_refresh_and_read(running: Running) -> None:

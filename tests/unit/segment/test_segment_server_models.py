@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,13 @@ from services.segment.segments import Segments
 from services.segment.server import SegmentServicer
 from services.segment.store import SegmentStore
 from services.segment.training import Trainer
-from tests.unit.segment.segment_fakes import NOW, FakeProfile, start_fake_profile, synthetic_protos
+from tests.unit.segment.segment_fakes import (
+    NOW,
+    FakeProfile,
+    rpc_error,
+    start_fake_profile,
+    synthetic_protos,
+)
 
 N = 300
 HORIZON = 30
@@ -66,12 +72,6 @@ def running(tmp_path: Path) -> Iterator[Running]:
         trainer.close()
         profile_channel.close()
         profile_server.stop(0)
-
-
-def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value
 
 
 def test_train_list_and_get_models(running: Running) -> None:
