@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint proto bench-ingest bench-segment bench-predict clean
+.PHONY: setup run test lint proto bench-ingest bench-segment bench-predict bench-recommend-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,7 @@ test: setup
 	$(BIN)/python tools/gen_protos.py --check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	bash deploy/ci/tools.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -30,11 +31,22 @@ lint: setup
 proto: setup
 	$(BIN)/python tools/gen_protos.py
 
+# Renders docker-compose.yml, Kubernetes, Prometheus and Grafana files from deploy/services.toml.
+.PHONY: deploy
+deploy: setup
+	$(BIN)/python -m tools.deploygen
+
 bench-ingest: setup
 	$(BIN)/python bench/ingest.py
 
 bench-segment: setup
 	$(BIN)/python bench/segment.py
+
+# bench/dispatch.py: deliveries/s from launch to the sample partner's acknowledgement (100,000 recipients,
+# SQLite and PostgreSQL) beside the partner's own intake rate measured in the same run.
+.PHONY: bench-dispatch
+bench-dispatch: setup
+	$(BIN)/python bench/dispatch.py
 
 bench-predict: setup
 	$(BIN)/python bench/predict.py
@@ -44,6 +56,9 @@ bench-predict: setup
 .PHONY: bench-recommend
 bench-recommend: setup
 	$(BIN)/python bench/recommend.py
+
+bench-recommend-quality: setup
+	$(BIN)/python bench/recommend_quality.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
