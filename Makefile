@@ -21,7 +21,6 @@ test: setup
 	$(BIN)/python tools/gen_protos.py --check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	bash deploy/ci/tools.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -31,22 +30,11 @@ lint: setup
 proto: setup
 	$(BIN)/python tools/gen_protos.py
 
-# Renders docker-compose.yml, Kubernetes, Prometheus and Grafana files from deploy/services.toml.
-.PHONY: deploy
-deploy: setup
-	$(BIN)/python -m tools.deploygen
-
 bench-ingest: setup
 	$(BIN)/python bench/ingest.py
 
 bench-segment: setup
 	$(BIN)/python bench/segment.py
-
-# bench/dispatch.py: deliveries/s from launch to the sample partner's acknowledgement (100,000 recipients,
-# SQLite and PostgreSQL) beside the partner's own intake rate measured in the same run.
-.PHONY: bench-dispatch
-bench-dispatch: setup
-	$(BIN)/python bench/dispatch.py
 
 bench-predict: setup
 	$(BIN)/python bench/predict.py
