@@ -57,6 +57,7 @@ def main() -> None:
                                  max_age_s=settings.interactions_max_age_s)
         trainer = Trainer(store, lines, clock.now, models_kept=settings.models_kept,
                           threads=settings.training_threads)
+        trainer.publish()
         scorer = Scorer(store, lines, clock.now)
     segments = Segments(store, clock.now, export=export, versions_kept=settings.versions_kept,
                         sync_page_size=settings.sync_page_size, scorer=scorer, customer_data=lines)

@@ -14,7 +14,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.segment import persist, predict
+from services.segment import metrics, persist, predict
 from services.segment.audiences import GOALS, check_goal
 from services.segment.store import ModelInfo, SegmentStore
 
@@ -51,6 +51,11 @@ def parameters(model: predict.TrainedModel, horizon_days: int) -> str:
         "params": model.estimator.get_params(),
         "horizon_days": horizon_days,
     }, default=str, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _publish(model: ModelInfo) -> None:
+    metrics.MODEL_AUC.labels(model.goal).set(model.quality.auc)
+    metrics.MODEL_BETTER_THAN_CHANCE.labels(model.goal).set(1 if model.quality.better_than_chance else 0)
 
 
 class Trainer:
@@ -110,6 +115,8 @@ class Trainer:
         stored = self.store.write_model(info, data, digest)
         self.store.prune_models(goal, self.models_kept)
         q = stored.quality
+        metrics.TRAINING_SECONDS.labels(goal).observe(time.perf_counter() - started)
+        _publish(stored)
         log.info("model trained", extra={"goal": goal, "version": stored.version, "auc": round(q.auc, 4),
                                          "better_than_chance": q.better_than_chance, "seconds": round(stored.seconds, 2)})
         return stored
@@ -122,6 +129,11 @@ class Trainer:
         if segment.current is None:
             raise FailedPrecondition(f"the seed segment '{name}' has no version yet; refresh it first")
         return segment.current.number, self.store.member_ids(segment.current.id)
+
+    def publish(self) -> None:
+        """Sets the quality gauges from the stored current models (at start)."""
+        for model in self.store.current_models().values():
+            _publish(model)
 
     def list_models(self) -> tuple[list[ModelInfo], list[str]]:
         """The current model of each trained goal (in GOALS order) and the goals without one."""

@@ -10,10 +10,11 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from prometheus_client import REGISTRY
 
 from services.common.db import make_engine
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from services.segment import persist, predict, synthetic
+from services.segment import metrics, persist, predict, synthetic
 from services.segment.audiences import ModelAudience
 from services.segment.interactions import InteractionCache
 from services.segment.predict_metrics import Quality
@@ -109,6 +110,14 @@ def test_a_model_no_better_than_chance_is_stored_and_flagged(world: World) -> No
     stored = world.store.current_model("activation")
     assert stored is not None and stored.version == 1 and not stored.quality.better_than_chance
     assert world.trainer.list_models()[0][0].quality.auc == pytest.approx(model.quality.auc)
+    labels = {"goal": "activation"}
+    assert REGISTRY.get_sample_value("marksman_segment_model_better_than_chance", labels) == 0
+    assert REGISTRY.get_sample_value("marksman_segment_model_auc", labels) == pytest.approx(model.quality.auc)
+    assert (REGISTRY.get_sample_value("marksman_segment_training_seconds_count", labels) or 0) >= 1
+    world.trainer.train("retention", horizon_days=HORIZON)
+    metrics.MODEL_BETTER_THAN_CHANCE.labels("retention").set(0)
+    world.trainer.publish()  # at start: the gauges say what the store holds
+    assert REGISTRY.get_sample_value("marksman_segment_model_better_than_chance", {"goal": "retention"}) == 1
 
 
 def test_a_failed_training_stores_nothing_and_the_previous_model_stays_current(
