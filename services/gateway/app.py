@@ -12,6 +12,7 @@ from services.gateway.clients import Upstreams
 from services.gateway.config import GatewaySettings
 from services.gateway.limits import BodyLimitMiddleware
 from services.gateway.metrics import MetricsMiddleware
+from services.gateway.pricing_writer import QuoteWriter
 from services.gateway.requestid import RequestIdMiddleware
 from services.gateway.routes import admin, campaigns, customers, events, ops, recommendations, segments
 from services.gateway.routes import pricing as pricing_routes
@@ -62,6 +63,7 @@ def create_app(
     app.state.keys = key_store
     # Pricing lives in the gateway's own database, beside the keys (one engine, one migration history).
     app.state.pricing = PricingStore(key_store.engine, current_ttl_s=settings.rule_set_cache_s)
+    app.state.quote_writer = QuoteWriter(app.state.pricing.save_quotes)
     app.state.upstreams = None
     routers = (customers.router, events.router, segments.router, recommendations.router, admin.router, ops.router,
                quote_routes.router, pricing_routes.router, campaigns.router)

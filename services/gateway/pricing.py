@@ -328,11 +328,12 @@ def price(rule_set: RuleSet, request: QuoteRequest, facts: CustomerFacts | None,
             amount = 0
             if reason is None:
                 wanted, wording = _wanted(rule, bp, line, state, currency)
-                rooms = {"cap": state.cap_minor - state.given, "floor": state.current - state.floor_minor}
-                if rule.id in budget_left:
-                    rooms["budget"] = budget_left[rule.id]
-                limit = min(rooms, key=lambda k: rooms[k])
-                amount = max(0, min(wanted, rooms[limit]))
+                room, limit = state.cap_minor - state.given, "cap"
+                if state.current - state.floor_minor < room:
+                    room, limit = state.current - state.floor_minor, "floor"
+                if rule.id in budget_left and budget_left[rule.id] < room:
+                    room, limit = budget_left[rule.id], "budget"
+                amount = max(0, min(wanted, room))
                 if wanted <= 0:
                     reason = wording
                 elif amount <= 0:

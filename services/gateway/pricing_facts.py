@@ -41,21 +41,19 @@ async def _ask(clients: Upstreams, service: str, method: Callable[..., Awaitable
         raise
 
 
-async def _totals(clients: Upstreams, customer_id: str, windows: list[int], at: datetime,
-                  timeout_s: float) -> dict[int, Totals]:
+async def _profile(clients: Upstreams, customer_id: str, windows: list[int], traits: bool, at: datetime,
+                   timeout_s: float) -> tuple[dict[int, Totals], dict[str, float]]:
+    """Trailing totals and (when asked) the traits, in one call."""
     request = profile_pb2.GetCustomerTotalsRequest(
-        customer_id=customer_id, since=[_stamp(at - timedelta(days=days)) for days in windows], until=_stamp(at))
+        customer_id=customer_id, since=[_stamp(at - timedelta(days=days)) for days in windows or [0]],
+        until=_stamp(at), with_portrait=traits)
     reply = await _ask(clients, "profile", clients.profile.GetCustomerTotals, request, timeout_s)
-    return {days: Totals(t.net_spend.amount_minor, t.orders, t.net_spend.currency)
-            for days, t in zip(windows, reply.totals, strict=True)}
-
-
-async def _traits(clients: Upstreams, customer_id: str, timeout_s: float) -> dict[str, float]:
-    request = profile_pb2.GetPortraitRequest(customer_id=customer_id)
-    reply = await _ask(clients, "profile", clients.profile.GetPortrait, request, timeout_s)
+    totals = {days: Totals(t.net_spend.amount_minor, t.orders, t.net_spend.currency)
+              for days, t in zip(windows, reply.totals, strict=False)}
     portrait = reply.portrait
     # A portrait without orders has no meaningful shares yet: offers see "no portrait".
-    return {name: float(getattr(portrait, name)) for name in TRAIT_NAMES} if portrait.has_orders else {}
+    found = {name: float(getattr(portrait, name)) for name in TRAIT_NAMES} if portrait.has_orders else {}
+    return totals, found
 
 
 async def _segments(clients: Upstreams, customer_id: str, timeout_s: float) -> frozenset[str]:
@@ -71,28 +69,29 @@ async def gather(
 ) -> tuple[CustomerFacts, dict[str, str]]:
     """The facts the sources name, and upstream -> why it could not answer (empty when all did)."""
     calls: dict[str, Awaitable[Any]] = {}
-    if TOTALS in sources and windows:
-        calls[TOTALS] = _totals(clients, customer_id, windows, at, timeout_s)
-    if TRAITS in sources:
-        calls[TRAITS] = _traits(clients, customer_id, timeout_s)
+    if TOTALS in sources or TRAITS in sources:
+        calls["profile"] = _profile(clients, customer_id, windows, TRAITS in sources, at, timeout_s)
     if SEGMENTS in sources:
-        calls[SEGMENTS] = _segments(clients, customer_id, timeout_s)
+        calls["segment"] = _segments(clients, customer_id, timeout_s)
     answers = await asyncio.gather(*calls.values(), return_exceptions=True)
     found: dict[str, Any] = {}
     missing: dict[str, str] = {}
     unavailable: dict[str, str] = {}
     known = True
-    for source, answer in zip(calls, answers, strict=True):
+    for upstream, answer in zip(calls, answers, strict=True):
+        served = [s for s in sorted(sources) if UPSTREAM[s] == upstream]
         if isinstance(answer, _Unknown):
             known = False
-            found[source] = {} if source != SEGMENTS else frozenset()
+            found.update({s: frozenset() if s == SEGMENTS else {} for s in served})
         elif isinstance(answer, UpstreamError):
-            missing[source] = answer.error
-            unavailable[UPSTREAM[source]] = answer.error
+            missing.update({s: answer.error for s in served})
+            unavailable[upstream] = answer.error
         elif isinstance(answer, BaseException):
             raise answer
+        elif upstream == "profile":
+            found[TOTALS], found[TRAITS] = answer
         else:
-            found[source] = answer
+            found[SEGMENTS] = answer
     facts = CustomerFacts(customer_id, known=known, totals=found.get(TOTALS), traits=found.get(TRAITS),
                           segments=found.get(SEGMENTS), missing=missing)
     return facts, unavailable

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,7 +24,8 @@ def new_quote_id() -> str:
 def to_request(body: QuoteIn, at: datetime) -> QuoteRequest:
     lines = tuple(QuoteLine(ln.sku, ln.list_price_minor, ln.quantity, ln.cost_price_minor, ln.category)
                   for ln in body.lines)
-    return QuoteRequest(body.customer_id, body.currency, lines, body.sales_channel, body.payment_channel, at)
+    return QuoteRequest(body.customer_id, body.currency, lines, body.sales_channel, body.payment_channel,
+                        at.astimezone(UTC))
 
 
 def limited_offers(rule_set: RuleSet) -> list[str]:

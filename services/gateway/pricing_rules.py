@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from services.gateway.schemas import (
     CURRENCY_PATTERN,
@@ -74,6 +82,12 @@ class RuleBase(Strict):
         default=None, min_length=1, description="Lines of these categories only; null: every line.")
     starts_at: AwareDatetime | None = Field(default=None, description="From this instant (inclusive).")
     ends_at: AwareDatetime | None = Field(default=None, description="Until this instant (exclusive).")
+
+    @field_validator("starts_at", "ends_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # datetime.UTC compares at C speed; pydantic's parsed zone calls back into Python on every comparison.
+        return value.astimezone(UTC) if value is not None else None
 
     @model_validator(mode="after")
     def _window(self) -> Any:

@@ -376,13 +376,17 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             raise InvalidArgument("since and until must be times between the years 1 and 9999")
         starts = [_dt(stamp) for stamp in request.since]
         until = _dt(request.until) if request.HasField("until") else None
-        events = self.store.money_events(customer_id, min(starts), until)
-        if events is None:
+        found = self.store.money_events(customer_id, min(starts), until, request.with_portrait)
+        if found is None:
             raise NotFound(f"customer {request.customer_id} not found")
-        return profile_pb2.GetCustomerTotalsResponse(totals=[
-            profile_pb2.CustomerTotals(since=_ts(t.since), net_spend=_money(t.net_spend_minor, t.currency), orders=t.orders)
-            for t in window_totals(customer_id, events, starts, until)
-        ])
+        events, portrait = found
+        return profile_pb2.GetCustomerTotalsResponse(
+            totals=[profile_pb2.CustomerTotals(since=_ts(t.since), net_spend=_money(t.net_spend_minor, t.currency),
+                                               orders=t.orders)
+                    for t in window_totals(customer_id, events, starts, until)],
+            # Pricing reads traits only: no region, time zone or consent leaves with it.
+            portrait=portrait_to_proto(StoredPortrait(portrait, "", "", [])) if portrait is not None else None,
+        )
 
     def EraseCustomer(self, request: common_pb2.EraseCustomerRequest, context: grpc.ServicerContext) -> common_pb2.EraseCustomerResponse:
         erased, count = self.store.erase(_customer_id(request.customer_id), self.clock())

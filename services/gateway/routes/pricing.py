@@ -29,7 +29,8 @@ RULE_SET_422 = error_example(
 )
 
 
-def pricing_store(request: Request) -> PricingStore:
+async def pricing_store(request: Request) -> PricingStore:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per request for nothing.
     store: PricingStore = request.app.state.pricing
     return store
 

@@ -62,7 +62,7 @@ async def create_quote(body: QuoteIn, request: Request, store: Store) -> Respons
     usage = await run_in_threadpool(store.usage, quote.customer_id, offers) if offers else Usage()
     priced = price(rule_set, quote, facts, usage)
     stored, answer = pricing_quotes.build(quote, priced, unavailable, now, timedelta(seconds=config.quote_ttl_s))
-    await run_in_threadpool(store.save_quotes, [stored])
+    await request.app.state.quote_writer.save(stored)
     count_quote(bool(unavailable))
     return Response(answer, status_code=201, media_type="application/json",
                     headers={"Location": f"/v1/quotes/{stored.quote_id}"})

@@ -111,7 +111,8 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
             spend = sum(line.quantity * line.unit_price_minor for e in orders for line in e.lines)
             totals.append(profile_pb2.CustomerTotals(
                 since=since, net_spend=common_pb2.Money(amount_minor=spend, currency="GBP"), orders=len(orders)))
-        return profile_pb2.GetCustomerTotalsResponse(totals=totals)
+        portrait = self.GetPortrait(request, context).portrait if request.with_portrait else None
+        return profile_pb2.GetCustomerTotalsResponse(totals=totals, portrait=portrait)
 
     def MergeIdentity(self, request: Any, context: Any) -> Any:
         if request.customer_id not in self.customers:

@@ -74,9 +74,21 @@ def test_the_store_reads_one_customers_orders_and_refunds_in_the_range(store: Pr
     store.ingest([(i, e) for i, e in enumerate([*HISTORY, order("o-x", 3, 999, customer="c2")])], NOW)
     found = store.money_events("c1", NOW - timedelta(days=365), NOW - timedelta(days=8))
     assert found is not None
-    assert sorted(e.event_id for e in found) == ["o-1", "o-2", "r-1"]
-    assert found[0].lines[0].paid_minor in (3_000, 2_000, 500)
+    events, portrait = found
+    assert sorted(e.event_id for e in events) == ["o-1", "o-2", "r-1"] and portrait is None
+    assert {e.lines[0].paid_minor for e in events} == {3_000, 2_000, 500}
     assert store.money_events("nobody", NOW - timedelta(days=365)) is None
+
+
+def test_the_store_adds_the_stored_portrait_when_asked(store: ProfileStore) -> None:
+    store.upsert_customers([Customer("c1")], NOW)
+    store.ingest(list(enumerate(HISTORY)), NOW)
+    before = store.money_events("c1", NOW - timedelta(days=30), with_portrait=True)
+    assert before is not None and before[1] is None  # none computed yet
+    PortraitKeeper(store, lambda: NOW).recompute_all()
+    found = store.money_events("c1", NOW - timedelta(days=30), with_portrait=True)
+    assert found is not None and found[1] is not None
+    assert found[1].frequency == 3 and found[1].customer_id == "c1"
 
 
 def stamp(value: datetime) -> Timestamp:
@@ -107,6 +119,15 @@ def test_the_rpc_answers_one_total_per_window_in_request_order(stub: profile_pb2
     assert [(t.net_spend.amount_minor, t.orders) for t in reply.totals] == [(1_500, 1), (4_500, 2)]
     assert reply.totals[0].net_spend.currency == "GBP"
     assert reply.totals[1].since.ToDatetime(tzinfo=UTC) == NOW - timedelta(days=365)
+    assert not reply.HasField("portrait")
+
+
+def test_the_rpc_adds_the_portrait_without_contact_data(stub: profile_pb2_grpc.ProfileServiceStub) -> None:
+    stub.RecomputePortraits(profile_pb2.RecomputePortraitsRequest())
+    request = profile_pb2.GetCustomerTotalsRequest(customer_id="c1", since=[stamp(NOW)], with_portrait=True)
+    portrait = stub.GetCustomerTotals(request).portrait
+    assert portrait.customer_id == "c1" and portrait.frequency == 3 and portrait.has_orders
+    assert (portrait.region, list(portrait.consents)) == ("", [])
 
 
 def test_the_rpc_refuses_unknown_customers_and_bad_windows(stub: profile_pb2_grpc.ProfileServiceStub) -> None:

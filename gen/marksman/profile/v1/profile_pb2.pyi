@@ -977,7 +977,12 @@ class GetCustomerTotalsRequest(_message.Message):
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
+    WITH_PORTRAIT_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
+    with_portrait: _builtins.bool
+    """Also answer the portrait as last stored (the background updater keeps it seconds behind the
+    events; it is not recomputed for this call), without region, time zone and consent.
+    """
     @_builtins.property
     def since(self) -> _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]:
         """One total per window start: orders and refunds that occurred at or after it (at most 16)."""
@@ -992,10 +997,11 @@ class GetCustomerTotalsRequest(_message.Message):
         customer_id: _builtins.str = ...,
         since: _abc.Iterable[_timestamp_pb2.Timestamp] | None = ...,
         until: _timestamp_pb2.Timestamp | None = ...,
+        with_portrait: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "since", b"since", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "since", b"since", "until", b"until", "with_portrait", b"with_portrait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1036,18 +1042,24 @@ class GetCustomerTotalsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TOTALS_FIELD_NUMBER: _builtins.int
+    PORTRAIT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def totals(self) -> _containers.RepeatedCompositeFieldContainer[Global___CustomerTotals]:
         """One per requested window start, in the request's order."""
+
+    @_builtins.property
+    def portrait(self) -> Global___Portrait:
+        """With with_portrait, when one has been computed."""
 
     def __init__(
         self,
         *,
         totals: _abc.Iterable[Global___CustomerTotals] | None = ...,
+        portrait: Global___Portrait | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["portrait", b"portrait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["portrait", b"portrait", "totals", b"totals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -181,7 +181,8 @@ class ProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCustomerTotals(self, request, context):
-        """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers).
+        """Net spend and order count of one customer over trailing windows, and optionally the stored
+        portrait: what the gateway prices with (VIP tiers, offers on traits), in one call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -53,7 +53,9 @@ class ProfileServiceStub:
     SummarizeBase: _grpc.UnaryUnaryMultiCallable[_profile_pb2.SummarizeBaseRequest, _profile_pb2.SummarizeBaseResponse]
     """Counts over the whole base: customers, orders, revenue, RFM segment sizes."""
     GetCustomerTotals: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetCustomerTotalsRequest, _profile_pb2.GetCustomerTotalsResponse]
-    """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers)."""
+    """Net spend and order count of one customer over trailing windows, and optionally the stored
+    portrait: what the gateway prices with (VIP tiers, offers on traits), in one call.
+    """
     EraseCustomer: _grpc.UnaryUnaryMultiCallable[_common_pb2.EraseCustomerRequest, _common_pb2.EraseCustomerResponse]
     """Removes personal data and events; leaves a salted-hash tombstone."""
 
@@ -81,7 +83,9 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     SummarizeBase: _aio.UnaryUnaryMultiCallable[_profile_pb2.SummarizeBaseRequest, _profile_pb2.SummarizeBaseResponse]  # type: ignore[assignment]
     """Counts over the whole base: customers, orders, revenue, RFM segment sizes."""
     GetCustomerTotals: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetCustomerTotalsRequest, _profile_pb2.GetCustomerTotalsResponse]  # type: ignore[assignment]
-    """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers)."""
+    """Net spend and order count of one customer over trailing windows, and optionally the stored
+    portrait: what the gateway prices with (VIP tiers, offers on traits), in one call.
+    """
     EraseCustomer: _aio.UnaryUnaryMultiCallable[_common_pb2.EraseCustomerRequest, _common_pb2.EraseCustomerResponse]  # type: ignore[assignment]
     """Removes personal data and events; leaves a salted-hash tombstone."""
 
@@ -178,7 +182,9 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _profile_pb2.GetCustomerTotalsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_profile_pb2.GetCustomerTotalsResponse, _abc.Awaitable[_profile_pb2.GetCustomerTotalsResponse]]:
-        """Net spend and order count of one customer over trailing windows (the gateway's VIP tiers)."""
+        """Net spend and order count of one customer over trailing windows, and optionally the stored
+        portrait: what the gateway prices with (VIP tiers, offers on traits), in one call.
+        """
 
     @_abc_1.abstractmethod
     def EraseCustomer(
