@@ -21,6 +21,7 @@ test: setup
 	$(BIN)/python tools/gen_protos.py --check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	bash deploy/ci/tools.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -29,6 +30,11 @@ lint: setup
 
 proto: setup
 	$(BIN)/python tools/gen_protos.py
+
+# Renders docker-compose.yml, Kubernetes, Prometheus and Grafana files from deploy/services.toml.
+.PHONY: deploy
+deploy: setup
+	$(BIN)/python -m tools.deploygen
 
 bench-ingest: setup
 	$(BIN)/python bench/ingest.py

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from services import localprom
 from services.stack import GRPC_SERVICES, Stack
 
 DEFAULT_DATA_DIR = Path("var")
@@ -37,8 +38,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     stack.start()
+    prometheus: localprom.LocalPrometheus | None = None
     try:
         _print_stack(stack)
+        if args.prometheus:
+            started = localprom.start(stack)
+            if isinstance(started, localprom.LocalPrometheus):
+                prometheus = started
+                print(f"  prometheus  {started.url}")
+            else:
+                print(f"  prometheus  not started: {started}")
         if args.demo:
             from services.demo.run import run_demo
 
@@ -52,6 +61,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             stopping.wait()
     finally:
         print("stopping ...", flush=True)
+        if prometheus is not None:
+            prometheus.stop()
         stack.stop()
         print("stopped")
     return 0
@@ -72,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="SQLite files, logs and keys (default: var)")
     up.add_argument("--demo", action="store_true", help="load the Online Retail demo data once the stack is up")
     up.add_argument("--exit-after-demo", action="store_true", help="stop after the demo instead of serving")
+    up.add_argument("--no-prometheus", dest="prometheus", action="store_false",
+                    help="do not start a local Prometheus (started when the prometheus binary is installed)")
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser("demo", help="load the demo data into a running stack and print a summary")
     demo.add_argument("--url", default="http://127.0.0.1:8080")

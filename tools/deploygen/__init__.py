@@ -1,0 +1,1 @@
+"""Renders the deployment files (compose, Kubernetes, Prometheus, Grafana) from deploy/services.toml."""
