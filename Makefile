@@ -42,6 +42,12 @@ bench-ingest: setup
 bench-segment: setup
 	$(BIN)/python bench/segment.py
 
+# bench/dispatch.py: deliveries/s from launch to the sample partner's acknowledgement (100,000 recipients,
+# SQLite and PostgreSQL) beside the partner's own intake rate measured in the same run.
+.PHONY: bench-dispatch
+bench-dispatch: setup
+	$(BIN)/python bench/dispatch.py
+
 bench-predict: setup
 	$(BIN)/python bench/predict.py
 

@@ -9,17 +9,33 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+import httpx
 import orjson
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from marksman.campaign.v1 import campaign_pb2 as pb
+from marksman.campaign.v1 import campaign_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.partner_sample import signing
 from services.partner_sample.process import Receiver, running
+from services.stack import Stack, free_port
+from tests.support import postgres
+
+AS_OF = "2011-12-10T00:00:00Z"
+SEGMENT = "everyone"
 
 SECRET = "bench-partner-secret-0123456789"
 BODY_TEXT = ("Hello {name}, your picks this week: Regency cakestand, jumbo bag red retrospot, "
@@ -73,16 +89,177 @@ def intake_rate(target: Receiver, messages: int, batch_size: int, clients: int) 
     return messages / elapsed, elapsed
 
 
+def load_audience(stack: Stack, recipients: int) -> None:
+    """Customers with an email address and email consent, their portraits, and a segment of all of them (not timed)."""
+    keys = stack.api_keys()
+    platform = {"Authorization": f"Bearer {keys['platform']}"}
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    consent = [{"channel": "email", "granted": True, "changed_at": "2011-01-01T00:00:00Z"}]
+    for start in range(0, recipients, 5000):
+        body = {"customers": [{"customer_id": f"cust-{i}", "name": f"Customer {i}", "email": f"customer{i}@example.com",
+                               "region": "United Kingdom", "consents": consent}
+                              for i in range(start, min(start + 5000, recipients))]}
+        httpx.post(stack.gateway_url + "/v1/customers", json=body, headers=platform, timeout=300).raise_for_status()
+    for path in ("/v1/admin/portraits/recompute", "/v1/admin/segments/sync"):
+        httpx.post(stack.gateway_url + path, headers=admin, timeout=900).raise_for_status()
+    httpx.post(stack.gateway_url + "/v1/segments", json={"name": SEGMENT, "rule": "frequency >= 0"}, headers=admin,
+               timeout=60).raise_for_status()
+    size = httpx.post(stack.gateway_url + f"/v1/segments/{SEGMENT}/refresh", headers=admin, timeout=900).json()["size"]
+    if size != recipients:
+        raise RuntimeError(f"the segment holds {size} customers, not {recipients}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def campaign_service(stack: Stack, folder: Path, database_url: str, workers: int
+                     ) -> Iterator[tuple[grpc.Channel, int]]:
+    """One campaign process on its own database, reading contacts from the stack's profile and audiences from its segment."""
+    grpc_port = free_port()
+    env = {**os.environ, "MARKSMAN_AS_OF": AS_OF, "PYTHONUNBUFFERED": "1",
+           "MARKSMAN_CAMPAIGN_HOST": "127.0.0.1", "MARKSMAN_CAMPAIGN_GRPC_PORT": str(grpc_port),
+           "MARKSMAN_CAMPAIGN_METRICS_PORT": str(free_port()), "MARKSMAN_CAMPAIGN_PARTNER_PORT": "-1",
+           "MARKSMAN_CAMPAIGN_DATA_DIR": str(folder), "MARKSMAN_CAMPAIGN_DATABASE_URL": database_url,
+           "MARKSMAN_CAMPAIGN_PROFILE_ADDR": stack.grpc_address("profile"),
+           "MARKSMAN_CAMPAIGN_SEGMENT_ADDR": stack.grpc_address("segment"), "MARKSMAN_CAMPAIGN_RECOMMEND_ADDR": "",
+           "MARKSMAN_CAMPAIGN_WORKERS": str(workers), "MARKSMAN_CAMPAIGN_LOG_LEVEL": "WARNING"}
+    log_path = folder / "campaign.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "services.campaign"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"campaign exited: {log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
+        yield channel, process.pid
+    finally:
+        channel.close()
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class EndToEnd:
+    launch_s: float
+    total_s: float
+    sent: int
+    settled: int
+    acknowledged: int
+
+    @property
+    def rate(self) -> float:
+        return self.acknowledged / self.total_s
+
+
+def end_to_end(channel: grpc.Channel, target: Receiver, recipients: int, batch_size: int,
+               timeout_s: float = 900) -> EndToEnd:
+    """Launch to the last acknowledgement: registers the receiver as a push partner, launches, waits until every delivery is settled."""
+    stub = campaign_pb2_grpc.CampaignServiceStub(channel)
+    stub.RegisterPartner(pb.RegisterPartnerRequest(partner=pb.Partner(
+        name="bench", endpoint=target.endpoint, rate_limit_per_s=1_000_000, batch_size=batch_size,
+        mode=pb.PARTNER_MODE_PUSH, channel=pb.CHANNEL_EMAIL), secret=SECRET), timeout=30)
+    spec = pb.CampaignSpec(name="bench", goal=pb.GOAL_GROWTH, segment=SEGMENT, currency="GBP",
+                           channels=[pb.ChannelRoute(channel=pb.CHANNEL_EMAIL, partner="bench", cost_per_contact_minor=500)],
+                           subject="Picked for you", template="Hello {name}, " + BODY_TEXT[len("Hello {name}, "):])
+    campaign_id = stub.CreateCampaign(pb.CreateCampaignRequest(spec=spec), timeout=30).campaign.id
+    before = target.stats()["new"]
+    started = time.perf_counter()
+    stub.LaunchCampaign(pb.LaunchCampaignRequest(id=campaign_id), timeout=900)
+    launched = time.perf_counter() - started
+    while True:
+        counts = stub.GetCampaign(pb.GetCampaignRequest(id=campaign_id), timeout=30).campaign.counts
+        settled = counts.sent + counts.failed + counts.dead + counts.skipped
+        if settled >= counts.targeted:
+            break
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError(f"only {settled} of {counts.targeted} deliveries settled in {timeout_s:.0f} s")
+        time.sleep(0.05)
+    total = time.perf_counter() - started
+    if counts.sent < settled:
+        print(f"  not sent: {counts.skipped:,} skipped, {counts.failed:,} failed, {counts.dead:,} dead; reasons: "
+              f"{unsent_reasons(stub, campaign_id)}")
+    return EndToEnd(launched, total, counts.sent, settled, target.stats()["new"] - before)
+
+
+def unsent_reasons(stub: campaign_pb2_grpc.CampaignServiceStub, campaign_id: int) -> dict[str, int]:
+    """Reason -> deliveries, over the first page of each unsent state."""
+    reasons: dict[str, int] = {}
+    for state in (pb.DELIVERY_STATE_SKIPPED, pb.DELIVERY_STATE_FAILED, pb.DELIVERY_STATE_DEAD):
+        page = stub.ListDeliveries(pb.ListDeliveriesRequest(campaign_id=campaign_id, state=state, page_size=1000),
+                                   timeout=30)
+        for delivery in page.deliveries:
+            reasons[delivery.reason] = reasons.get(delivery.reason, 0) + 1
+    return reasons
+
+
+def run_backend(name: str, stack: Stack, folder: Path, database_url: str, workers: int, args: argparse.Namespace) -> None:
+    with running(SECRET, ["--log-level", "WARNING"]) as target:
+        intake, _ = intake_rate(target, args.recipients, args.batch_size, args.clients)
+        with campaign_service(stack, folder, database_url, workers) as (channel, pid):
+            pids = {"campaign": pid, "receiver": target.process.pid,
+                    **{p.name: p.popen.pid for p in stack.processes if p.name.startswith(("profile", "segment"))}}
+            before = {name: cpu_seconds(p) for name, p in pids.items()}
+            result = end_to_end(channel, target, args.recipients, args.batch_size)
+            used = {name: cpu_seconds(p) - before[name] for name, p in pids.items()}
+    print(f"{name:<10} receiver intake (direct)  : {intake:>9,.0f} messages/s")
+    print(f"{name:<10} launch -> acknowledged    : {result.rate:>9,.0f} deliveries/s "
+          f"({result.acknowledged:,} new at the receiver, {result.sent:,} sent of {result.settled:,} settled, "
+          f"{result.total_s:.1f} s, of which launch {result.launch_s:.1f} s; {workers} worker(s))")
+    print(f"{name:<10} share of receiver intake  : {result.rate / intake:>9.1%}")
+    print(f"{name:<10} CPU s in launch->ack      : " + ", ".join(f"{k} {v:.1f}" for k, v in used.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=500, help="messages per request (the partner's batch size)")
     parser.add_argument("--clients", type=int, default=4, help="connections of the direct intake load")
+    parser.add_argument("--workers", type=int, default=2, help="dispatch workers on PostgreSQL (SQLite runs one)")
+    parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    print(f"{args.recipients:,} recipients, batches of {args.batch_size}, 2-core machine shared with other work")
-    with running(SECRET, ["--log-level", "WARNING"]) as target:
-        rate, elapsed = intake_rate(target, args.recipients, args.batch_size, args.clients)
-        print(f"receiver intake (direct, {args.clients} connections): {rate:>10,.0f} messages/s ({elapsed:.2f} s)")
+    backends = args.backends.split(",")
+    print(f"{args.recipients:,} recipients (email, consented), partner batches of {args.batch_size}; "
+          f"2-core machine shared with other work: figures are noisy")
+    with tempfile.TemporaryDirectory() as folder:
+        # Recomputing 100,000 portraits takes longer than the gateway's default upstream deadline.
+        stack = Stack(Path(folder) / "stack", ephemeral_ports=True,
+                      env={"MARKSMAN_AS_OF": AS_OF, "MARKSMAN_GATEWAY_UPSTREAM_TIMEOUT_S": "900",
+                           "MARKSMAN_GATEWAY_INGEST_TIMEOUT_S": "900"})
+        with stack:
+            started = time.perf_counter()
+            load_audience(stack, args.recipients)
+            print(f"setup (customers, portraits, segment; not timed below): {time.perf_counter() - started:.0f} s")
+            if "sqlite" in backends:
+                sqlite_dir = Path(folder) / "sqlite"
+                sqlite_dir.mkdir()
+                run_backend("SQLite", stack, sqlite_dir, f"sqlite:///{sqlite_dir / 'campaign.db'}", 1, args)
+            if "postgresql" in backends:
+                if postgres.pg_bin() is None:
+                    print("PostgreSQL     : binaries not installed, skipped")
+                    return
+                pg_dir = Path(folder) / "pg"
+                pg_dir.mkdir()
+                with postgres.cluster() as admin_url:
+                    run_backend("PostgreSQL", stack, pg_dir, postgres.create_database(admin_url, "campaign"),
+                                args.workers, args)
 
 
 if __name__ == "__main__":
