@@ -72,7 +72,7 @@ class Stack:
             environ["MARKSMAN_GATEWAY_" + name.upper() + "_ADDR"] = self.target(name)
         environ["MARKSMAN_SEGMENT_PROFILE_ADDR"] = self.grpc_address("profile")
         environ["MARKSMAN_RECOMMEND_PROFILE_ADDR"] = self.grpc_address("profile")
-        environ["MARKSMAN_CAMPAIGN_PROFILE_ADDR"] = self.grpc_address("profile")
+        environ["MARKSMAN_CAMPAIGN_PROFILE_ADDR"] = self.target("profile")
         environ["MARKSMAN_CAMPAIGN_SEGMENT_ADDR"] = self.grpc_address("segment")
         environ["MARKSMAN_CAMPAIGN_RECOMMEND_ADDR"] = self.grpc_address("recommend")
         environ["MARKSMAN_CAMPAIGN_PARTNER_PORT"] = str(self.partner_port)

@@ -41,7 +41,9 @@ def main() -> None:
     channels: list[grpc.Channel] = []
 
     def channel(address: str) -> grpc.Channel:
-        opened = grpc.insecure_channel(address, options=SERVER_OPTIONS[:2])
+        # Round robin over every address of a target ("ipv4:h:p1,h:p2"): send-time lookups are spread
+        # over all profile processes.
+        opened = grpc.insecure_channel(address, options=[*SERVER_OPTIONS[:2], ("grpc.lb_policy_name", "round_robin")])
         channels.append(opened)
         return opened
 

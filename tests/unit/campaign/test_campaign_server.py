@@ -3,6 +3,7 @@ the report with attribution from profile's orders, erasure."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -156,7 +157,9 @@ def test_launch_transitions_and_deliveries(running: Running) -> None:
     holdouts = running.stub.ListDeliveries(pb.ListDeliveriesRequest(campaign_id=created.id,
                                                                     state=pb.DELIVERY_STATE_HOLDOUT)).deliveries
     assert len(holdouts) == launched.counts.holdout
-    assert all(len(d.idempotency_key) == 32 for d in listed.deliveries)
+    keys = [d.idempotency_key for d in [*listed.deliveries, *rest.deliveries]]
+    # Campaign, position in the launch, random tail: nothing of the customer.
+    assert len(set(keys)) == 30 and all(re.fullmatch(rf"{created.id}-[0-9a-f]{{8}}-[0-9a-f]{{12}}", k) for k in keys)
     cancelled = running.stub.CancelCampaign(pb.CancelCampaignRequest(id=created.id)).campaign
     assert cancelled.state == pb.CAMPAIGN_STATE_CANCELLED and cancelled.counts.skipped == launched.counts.targeted
     final = rpc_error(lambda: running.stub.CancelCampaign(pb.CancelCampaignRequest(id=created.id)))
