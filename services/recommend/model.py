@@ -129,11 +129,9 @@ def train(
     if not positive.any():
         raise ValueError("every interaction weighs zero (all orders refunded and no views or carts?)")
     rows, cols = user_rows[positive], item_rows[positive]
-    weight = pairs["weight"].to_numpy()[positive]
     # Mean weight 1: the learning rate keeps its meaning whatever the weight scheme's scale.
-    weight = weight / weight.mean()
-    matrix = sp.coo_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
-    sample_weight = sp.coo_matrix((weight.astype(np.float32), (rows, cols)), shape=shape)
+    weight = pairs["weight"].to_numpy()[positive]
+    sample_weight = sp.coo_matrix(((weight / weight.mean()).astype(np.float32), (rows, cols)), shape=shape)
 
     item_names = [item_feature_names(row) for row in catalogue.to_dict("records")]
     item_features, item_feature_list = feature_matrix(
@@ -150,42 +148,15 @@ def train(
         params.user_identity or not params.use_user_features,
         params.user_feature_weight,
     )
-
-    model = LightFM(
-        no_components=params.no_components,
-        loss=params.loss,
-        learning_schedule=params.learning_schedule,
-        learning_rate=params.learning_rate,
-        item_alpha=params.item_alpha,
-        user_alpha=params.user_alpha,
-        max_sampled=params.max_sampled,
-        random_state=np.random.RandomState(params.seed),
-    )
-    model.fit(
-        matrix,
-        user_features=user_features,
-        item_features=item_features,
-        sample_weight=sample_weight if params.loss != "warp-kos" else None,
-        epochs=params.epochs,
-        num_threads=params.threads,
-    )
+    model = _fit(params, sample_weight, user_features, item_features)
     item_bias, item_embedding = model.get_item_representations(item_features)
     user_bias, user_embedding = model.get_user_representations(user_features)
-    ones_items, ones_users = np.ones((len(skus), 1)), np.ones((len(customer_ids), 1))
-    item_vectors = np.hstack([item_embedding, ones_items, item_bias[:, None]]).astype(np.float32)
-    user_vectors = np.hstack([user_embedding, user_bias[:, None], ones_users]).astype(np.float32)
+    item_vectors = np.hstack([item_embedding, np.ones((len(skus), 1)), item_bias[:, None]]).astype(np.float32)
+    user_vectors = np.hstack([user_embedding, user_bias[:, None], np.ones((len(customer_ids), 1))]).astype(np.float32)
 
     warm = np.unique(cols)
     if params.use_item_features:
-        # Only the descriptive features can place a new item; identity rows are per-sku and useless for that.
-        descriptive = [i for i, name in enumerate(item_feature_list) if not name.startswith(f"{IDENTITY}=")]
-        described = item_features[:, descriptive]
-        described_names = [item_feature_list[i] for i in descriptive]
-        feature_vectors = np.hstack([
-            model.item_embeddings[descriptive],
-            np.ones((len(descriptive), 1)),
-            model.item_biases[descriptive][:, None],
-        ]).astype(np.float32)
+        described, described_names, feature_vectors = _hybrid_features(model, item_features, item_feature_list)
     else:
         described, described_names = descriptive_matrix(item_names)
         feature_vectors = feature_map(described, item_vectors, warm)
@@ -223,6 +194,52 @@ def train(
             "train_seconds": round(time.perf_counter() - started, 3),
         },
     )
+
+
+def _fit(
+    params: TrainParams, sample_weight: sp.coo_matrix, user_features: sp.csr_matrix, item_features: sp.csr_matrix
+) -> LightFM:
+    """LightFM fitted on the positive pairs (the weights' sparsity pattern), each weighted by its confidence."""
+    model = LightFM(
+        no_components=params.no_components,
+        loss=params.loss,
+        learning_schedule=params.learning_schedule,
+        learning_rate=params.learning_rate,
+        item_alpha=params.item_alpha,
+        user_alpha=params.user_alpha,
+        max_sampled=params.max_sampled,
+        random_state=np.random.RandomState(params.seed),
+    )
+    positives = sp.coo_matrix(
+        (np.ones(sample_weight.nnz, dtype=np.float32), (sample_weight.row, sample_weight.col)),
+        shape=sample_weight.shape,
+    )
+    model.fit(
+        positives,
+        user_features=user_features,
+        item_features=item_features,
+        # LightFM refuses sample weights with the k-OS loss.
+        sample_weight=sample_weight if params.loss != "warp-kos" else None,
+        epochs=params.epochs,
+        num_threads=params.threads,
+    )
+    return model
+
+
+def _hybrid_features(
+    model: LightFM, item_features: sp.csr_matrix, names: list[str]
+) -> tuple[sp.csr_matrix, list[str], npt.NDArray[np.float32]]:
+    """The descriptive columns of a hybrid model, their names and their learned rows in the item layout.
+
+    Only descriptive features can place a new item; identity rows are per-sku and useless for that.
+    """
+    descriptive = [i for i, name in enumerate(names) if not name.startswith(f"{IDENTITY}=")]
+    vectors = np.hstack([
+        model.item_embeddings[descriptive],
+        np.ones((len(descriptive), 1)),
+        model.item_biases[descriptive][:, None],
+    ]).astype(np.float32)
+    return item_features[:, descriptive], [names[i] for i in descriptive], vectors
 
 
 def _place_cold_items(
