@@ -12,6 +12,7 @@ import httpx
 from services.demo import retail
 from services.demo.batches import post_all
 from services.demo.predictive import print_predictive_models
+from services.demo.pricing import print_quotes
 from services.demo.recommend import print_recommendations
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "data" / "online-retail" / "online_retail.parquet"
@@ -75,5 +76,6 @@ def run_demo(gateway_url: str, keys: dict[str, str], data_file: Path | None = No
                   f"last order {p['last_order_at']} (by hand {hand['last_order_at']})")
             print("    " + ", ".join(f"{name}={p[name]}" for name in SAMPLE_FIELDS))
         print_recommendations(client, keys, frame)
+        print_quotes(client, keys, frame)
         predictive = print_predictive_models(client, keys)
     return {"summary": s, "events": loaded_e, "customers": loaded_c, "predictive": predictive}
