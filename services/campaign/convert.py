@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.campaign.v1 import campaign_pb2 as pb
@@ -12,19 +11,15 @@ from marksman.common.v1 import common_pb2
 from services.campaign import spec as specs
 from services.campaign.states import State
 from services.campaign.store import CampaignInfo, Counts, DeliveryInfo, PartnerInfo
+from services.common import protoenums as pe
 from services.common.errors import InvalidArgument
 
-
-def _names(enum: Any, prefix: str) -> tuple[dict[int, str], dict[str, int]]:
-    to_name = {number: name[len(prefix):].lower() for name, number in enum.items() if number}
-    return to_name, {name: number for number, name in to_name.items()}
-
-
-GOALS = _names(pb.Goal, "GOAL_")
-CHANNELS = _names(pb.Channel, "CHANNEL_")
-STATES = _names(pb.CampaignState, "CAMPAIGN_STATE_")
-MODES = _names(pb.PartnerMode, "PARTNER_MODE_")
-DELIVERY_STATES = _names(pb.DeliveryState, "DELIVERY_STATE_")
+# (number -> lower-case name, name -> number) of each enum ("CHANNEL_EMAIL" <-> "email").
+GOALS = pe.tables(pb.Goal)
+CHANNELS = pe.tables(pb.Channel)
+STATES = pe.tables(pb.CampaignState)
+MODES = pe.tables(pb.PartnerMode)
+DELIVERY_STATES = pe.tables(pb.DeliveryState)
 
 
 def ts(value: datetime | None) -> Timestamp | None:

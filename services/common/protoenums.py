@@ -8,16 +8,6 @@ from typing import Any
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2
 
-# enum descriptor name -> the prefix its value names carry
-_PREFIXES = {
-    "SalesChannel": "SALES_CHANNEL_",
-    "PaymentChannel": "PAYMENT_CHANNEL_",
-    "LifecycleStage": "LIFECYCLE_STAGE_",
-    "ContactChannel": "CONTACT_CHANNEL_",
-    "EventType": "EVENT_TYPE_",
-    "IngestStatus": "INGEST_STATUS_",
-}
-
 SALES_CHANNEL = common_pb2.SalesChannel
 PAYMENT_CHANNEL = common_pb2.PaymentChannel
 LIFECYCLE_STAGE = common_pb2.LifecycleStage
@@ -28,13 +18,20 @@ INGEST_STATUS = profile_pb2.IngestStatus
 
 @cache
 def _tables(enum: Any) -> tuple[dict[int, str], dict[str, int]]:
-    prefix = _PREFIXES[enum.DESCRIPTOR.name]
+    # Every enum's zero value is <PREFIX>_UNSPECIFIED and every value carries the prefix (a contract test
+    # checks both), so any enum of the contracts works here without a list of prefixes.
+    prefix = enum.DESCRIPTOR.values_by_number[0].name[: -len("UNSPECIFIED")]
     to_name = {
         number: name[len(prefix) :].lower()
         for name, number in enum.items()
         if number != 0
     }
     return to_name, {name: number for number, name in to_name.items()}
+
+
+def tables(enum: Any) -> tuple[dict[int, str], dict[str, int]]:
+    """(number -> name, name -> number) of any contract enum, _UNSPECIFIED left out; shared: do not change them."""
+    return _tables(enum)
 
 
 def to_name(enum: Any, number: int) -> str | None:

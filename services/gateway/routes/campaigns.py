@@ -13,6 +13,7 @@ from marksman.campaign.v1 import campaign_pb2_grpc
 from marksman.common.v1 import common_pb2
 from pydantic import BaseModel, Field
 
+from services.common import protoenums as pe
 from services.gateway.auth import ADMIN, require
 from services.gateway.clients import Upstreams
 from services.gateway.deps import upstreams
@@ -38,17 +39,12 @@ PARTNER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The campaign's id.", examples=[1])]
 
 
-def _names(enum: object, prefix: str) -> tuple[dict[int, str], dict[str, int]]:
-    items = enum.items()  # type: ignore[attr-defined]
-    to_name = {number: name[len(prefix):].lower() for name, number in items if number}
-    return to_name, {name: number for number, name in to_name.items()}
-
-
-GOALS = _names(pb.Goal, "GOAL_")
-CHANNELS = _names(pb.Channel, "CHANNEL_")
-STATES = _names(pb.CampaignState, "CAMPAIGN_STATE_")
-MODES = _names(pb.PartnerMode, "PARTNER_MODE_")
-DELIVERY_STATES = _names(pb.DeliveryState, "DELIVERY_STATE_")
+# (number -> lower-case name, name -> number) of each enum ("CHANNEL_EMAIL" <-> "email").
+GOALS = pe.tables(pb.Goal)
+CHANNELS = pe.tables(pb.Channel)
+STATES = pe.tables(pb.CampaignState)
+MODES = pe.tables(pb.PartnerMode)
+DELIVERY_STATES = pe.tables(pb.DeliveryState)
 
 
 def campaign_stub(clients: Clients) -> CampaignStub:
