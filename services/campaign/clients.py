@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 from marksman.recommend.v1 import recommend_pb2, recommend_pb2_grpc
 from marksman.segment.v1 import segment_pb2, segment_pb2_grpc
 
+from services.campaign.convert import ts
 from services.campaign.policy import Contact
 from services.common import protoenums as pe
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -34,12 +34,6 @@ class Audiences(Protocol):
 
 class Recommendations(Protocol):
     def items(self, customer_ids: Sequence[str], k: int) -> dict[str, list[str]]: ...
-
-
-def _ts(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
 
 
 def contact_of(customer: profile_pb2.Customer) -> Contact:
@@ -86,7 +80,7 @@ class ProfileContacts:
     def revoke(self, customer_id: str, channels: Sequence[str], at: datetime) -> None:
         """Withdraws consent on the channels (an unsubscribe); a customer profile no longer knows is fine."""
         request = profile_pb2.UpdateConsentRequest(customer_id=customer_id, consents=[
-            profile_pb2.Consent(channel=pe.to_number(pe.CONTACT_CHANNEL, channel), granted=False, changed_at=_ts(at))
+            profile_pb2.Consent(channel=pe.to_number(pe.CONTACT_CHANNEL, channel), granted=False, changed_at=ts(at))
             for channel in channels])
         try:
             self.stub.UpdateConsent(request, timeout=self.timeout_s)

@@ -14,6 +14,7 @@ from marksman.common.v1 import common_pb2
 from pydantic import BaseModel, Field
 
 from services.common import protoenums as pe
+from services.gateway import convert
 from services.gateway.auth import ADMIN, require
 from services.gateway.clients import Upstreams
 from services.gateway.deps import upstreams
@@ -233,18 +234,10 @@ class ReportOut(BaseModel):
 
 
 def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    return convert.timestamp(value) if value is not None else None
 
 
-def _dt(message: object, name: str) -> datetime | None:
-    if not message.HasField(name):  # type: ignore[attr-defined]
-        return None
-    stamp: Timestamp = getattr(message, name)
-    return stamp.ToDatetime(tzinfo=UTC)
+_dt = convert.to_datetime
 
 
 def spec_to_proto(body: CampaignIn) -> pb.CampaignSpec:
@@ -315,18 +308,14 @@ def delivery_out(d: pb.Delivery) -> DeliveryOut:
     )
 
 
-def _money(m: common_pb2.Money) -> MoneyOut:
-    return MoneyOut(amount_minor=m.amount_minor, currency=m.currency)
-
-
 def report_out(r: pb.CampaignReport) -> ReportOut:
     has_uplift = r.holdout > 0 and r.targeted > 0
     return ReportOut(
         campaign_id=r.campaign_id, name=r.name, targeted=r.targeted, holdout=r.holdout, sent=r.sent,
         delivered=r.delivered, responses=r.responses, response_rate=r.response_rate,
         holdout_responses=r.holdout_responses, holdout_response_rate=r.holdout_response_rate,
-        revenue=_money(r.revenue), cost=_money(r.cost), revenue_over_cost=r.revenue_over_cost, net_roi=r.net_roi,
-        incremental_revenue=_money(r.incremental_revenue),
+        revenue=convert.money_out(r.revenue), cost=convert.money_out(r.cost), revenue_over_cost=r.revenue_over_cost, net_roi=r.net_roi,
+        incremental_revenue=convert.money_out(r.incremental_revenue),
         uplift=UpliftOut(difference=r.uplift, ci95_low=r.uplift_ci_low, ci95_high=r.uplift_ci_high)
         if has_uplift else None,
         attribution_days=r.attribution_days,
