@@ -12,17 +12,18 @@ from pathlib import Path
 import grpc
 import pytest
 from marksman.profile.v1 import profile_pb2_grpc
+from marksman.recommend.v1 import recommend_pb2, recommend_pb2_grpc
 from marksman.segment.v1 import segment_pb2_grpc
 
 from services.campaign.campaigns import Campaigns, PartnerInput
-from services.campaign.clients import NoRecommendations, ProfileContacts, SegmentAudiences
+from services.campaign.clients import NoRecommendations, ProfileContacts, RecommendItems, SegmentAudiences
 from services.campaign.dispatch import Dispatcher, DispatchSettings
 from services.campaign.pusher import Pusher
 from services.campaign.spec import Cap, QuietHours, Route
 from services.campaign.states import State
 from services.campaign.store import CampaignStore
 from services.common.db import make_engine
-from services.common.grpc_server import RunningServer
+from services.common.grpc_server import Registration, RunningServer, start
 from services.partner_sample.process import Receiver, running
 from tests.unit.campaign.campaign_data import spec
 from tests.unit.campaign.campaign_fakes import FakeProfile, FakeSegment, customer, serve_fakes
@@ -228,6 +229,34 @@ def test_dead_letter_after_the_last_attempt(world: World) -> None:
     world.drain(until=lambda: world.store.get_campaign(created.id).state is State.COMPLETED)
     dead = world.store.deliveries(created.id, "dead", 0, 10)
     assert len(dead) == 3 and all(d.attempts == 4 and "gave up after 4 attempts" in d.reason for d in dead)
+
+
+class FakeRecommend(recommend_pb2_grpc.RecommendServiceServicer):
+    def Recommend(self, request: recommend_pb2.RecommendRequest, context: grpc.ServicerContext) -> recommend_pb2.RecommendResponse:
+        if request.customer_id == "cust-0001":
+            context.abort(grpc.StatusCode.UNAVAILABLE, "model loading")
+        return recommend_pb2.RecommendResponse(items=[recommend_pb2.ScoredItem(sku=f"SKU{i}", score=1.0)
+                                                      for i in range(request.k)])
+
+
+def test_recommended_items_fill_the_template_and_degrade(world: World) -> None:
+    server = start("recommend", [Registration(recommend_pb2_grpc.add_RecommendServiceServicer_to_server, FakeRecommend(),
+                                              "marksman.recommend.v1.RecommendService")], metrics_port=None, workers=4)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        world.dispatcher.recommendations = RecommendItems(recommend_pb2_grpc.RecommendServiceStub(channel), 5.0)
+        audience(world, 3)
+        created = world.campaigns.create(spec(segment="vips", routes=(Route("email", "mailer", 0),),
+                                              template="Hi {name}, picked for you: {recommended_items}.",
+                                              recommended_items=2))
+        world.campaigns.launch(created.id)
+        world.drain()
+    finally:
+        channel.close()
+        server.stop(0)
+    bodies = {m["customer_id"]: m["body"] for m in world.receiver.messages(str(created.id))}
+    assert bodies == {"cust-0000": "Hi Ann, picked for you: SKU0, SKU1.", "cust-0001": "Hi Ann, picked for you: .",
+                      "cust-0002": "Hi Ann, picked for you: SKU0, SKU1."}
 
 
 def test_partner_rejects_one_message(world: World) -> None:
