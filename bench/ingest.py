@@ -65,14 +65,15 @@ def register_customers(stack: Stack, customers: int) -> None:
         httpx.post(stack.gateway_url + "/v1/customers", json=body, headers=headers, timeout=120).raise_for_status()
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(stack: Stack) -> dict[str, float]:
-    """CPU time (user + system) each service process has used so far, from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for process in stack.processes:
-        fields = Path(f"/proc/{process.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        used[process.name] = (int(fields[11]) + int(fields[12])) / ticks
-    return used
+    """CPU time (user + system) each service process has used so far."""
+    return {process.name: process_cpu(process.popen.pid) for process in stack.processes}
 
 
 def gateway_rate(stack: Stack, bodies: list[bytes], events: int, clients: int) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from services.common import clock
-from services.common.db import bulk_insert, make_engine, member_of, transaction
+from services.common.db import bulk_insert, is_sqlite, make_engine, member_of, transaction
 from services.common.migrate import upgrade_to_head
 from services.gateway.models import (
     ApiKey,
@@ -214,6 +214,9 @@ class PricingStore:
     def __init__(self, engine: Engine, *, current_ttl_s: float = 1.0) -> None:
         self.engine = engine
         self.current_ttl_s = current_ttl_s
+        # A SQLite read of a few indexed rows (WAL: never blocked by a writer) takes less CPU than the hop
+        # to a worker thread; PostgreSQL's network round trip must not hold the event loop.
+        self.inline_reads = is_sqlite(engine)
         # Versions never change, so each is parsed once; the current one is re-checked every
         # current_ttl_s, so a version saved through another gateway process is used within that time.
         self._versions: dict[int, RuleSet] = {}

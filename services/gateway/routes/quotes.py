@@ -19,6 +19,7 @@ from services.gateway.pricing import CustomerFacts, Usage, needed_sources, price
 from services.gateway.pricing_schemas import QUOTE_EXAMPLE, QuoteIn, QuoteOut
 from services.gateway.routes.pricing import Store
 from services.gateway.schemas import ID_PATTERN
+from services.gateway.store import PricingStore
 
 router = APIRouter(tags=["pricing"], dependencies=[Depends(require(PLATFORM))])
 QuoteId = Annotated[str, Path(pattern=ID_PATTERN, description="The quote's id.", examples=["q-5f0c2a9d41b7e3a8c6d2f1e0"])]
@@ -41,7 +42,8 @@ _RID = "6f1c0d0e9b7a4c2d8e5f3a1b2c4d6e8f"
                    "detail": None, "request_id": _RID})},
     openapi_extra={"requestBody": {"content": {"application/json": {"example": QUOTE_EXAMPLE}}}},
 )
-async def create_quote(body: QuoteIn, request: Request, store: Store) -> Response:
+async def create_quote(body: QuoteIn, request: Request) -> Response:
+    store: PricingStore = request.app.state.pricing
     rule_set = store.current_rule_set()
     if rule_set is None:
         raise ApiError(409, "no pricing rule set has been saved yet: PUT /v1/pricing/rule-set first")
@@ -59,7 +61,10 @@ async def create_quote(body: QuoteIn, request: Request, store: Store) -> Respons
                 upstreams(request), quote.customer_id, sources, rule_set.window_days(), quote.at,
                 config.pricing_timeout_s)
     offers = pricing_quotes.limited_offers(rule_set)
-    usage = await run_in_threadpool(store.usage, quote.customer_id, offers) if offers else Usage()
+    usage = Usage()
+    if offers:
+        usage = (store.usage(quote.customer_id, offers) if store.inline_reads
+                 else await run_in_threadpool(store.usage, quote.customer_id, offers))
     priced = price(rule_set, quote, facts, usage)
     stored, answer = pricing_quotes.build(quote, priced, unavailable, now, timedelta(seconds=config.quote_ttl_s))
     await request.app.state.quote_writer.save(stored)
