@@ -27,7 +27,9 @@ class InteractionWeights:
     cart: float = 2.0
     order: float = 4.0
     quantity: QuantityScale = "log"
-    half_life_days: float | None = None
+    # Validated on the retail data (see TrainParams): a 30-day half life beat 15, 60, 90, 180 days and
+    # none (p@10 0.074 vs 0.070 at 60 and 0.058 without decay); log and binary quantities tied there.
+    half_life_days: float | None = 30.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
