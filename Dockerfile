@@ -28,6 +28,13 @@ RUN install-marksman --no-deps --force-reinstall /src \
 
 FROM ${BASE}
 ARG SERVICE=profile
+# Shared libraries a service's wheels need from the system (recommend: libgomp1 for LightFM's OpenMP);
+# skipped when the base has them already (CI's base image does: its builds have no network).
+ARG SYSTEM_PACKAGES=""
+RUN if [ -n "${SYSTEM_PACKAGES}" ] && ! dpkg -s ${SYSTEM_PACKAGES} >/dev/null 2>&1; then \
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            ${SYSTEM_PACKAGES} >/dev/null && rm -rf /var/lib/apt/lists/*; \
+    fi
 # The probe and the default command read it: one HEALTHCHECK and one CMD for every service.
 ENV MARKSMAN_SERVICE=${SERVICE} \
     PATH=/opt/marksman/bin:${PATH} \

@@ -15,6 +15,7 @@ export DOCKER_HOST="unix://$WORK/docker.sock"
 PROJECT=marksmanci
 GATEWAY_PORT=${MARKSMAN_CI_GATEWAY_PORT:-18080}
 PROMETHEUS_PORT=${MARKSMAN_CI_PROMETHEUS_PORT:-19090}
+PARTNER_PORT=${MARKSMAN_CI_PARTNER_PORT:-18090}
 MIRROR=${MARKSMAN_CI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_IMAGE=marksman-ci/base:bookworm
 # Debian's client, of the same version as its dockerd (another docker CLI on PATH may want buildx).
@@ -104,11 +105,14 @@ start_dockerd() {
 }
 
 base_image() {
-    local tarball="$CACHE/base-bookworm.tar"
+    # Python 3.11 and the system libraries any service image asks for (SYSTEM_PACKAGES in compose).
+    local include tarball
+    include=$(printf 'python3,python3-venv,ca-certificates%s' "$(system_packages | sed 's/^/,/')")
+    tarball="$CACHE/base-bookworm-$(echo "$include" | md5sum | cut -c1-8).tar"
     if [ ! -s "$tarball" ]; then
-        log "debootstrap bookworm (minbase + python3.11) from $MIRROR"
+        log "debootstrap bookworm (minbase + $include) from $MIRROR"
         mkdir -p "$CACHE"
-        debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm \
+        debootstrap --variant=minbase --include="$include" bookworm \
             "$WORK/rootfs" "$MIRROR" > "$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; return 1; }
         rm -rf "$WORK/rootfs"/usr/share/{doc,man,locale}/* "$WORK/rootfs"/var/cache/apt/*.bin \
             "$WORK/rootfs"/var/cache/apt/archives/*.deb "$WORK/rootfs"/var/lib/apt/lists/*
@@ -153,20 +157,31 @@ infra_images() {  # PostgreSQL and Prometheus from Debian packages (the build re
 service_images() {  # service_images NAME EXTRA [NAME EXTRA ...]: one after the other
     while [ $# -ge 2 ]; do
         build "$1" "$WORK/build-$1.log" --network none -t "marksman/$1:ci" --build-arg BASE="$BASE_IMAGE" \
-            --build-arg SERVICE="$1" --build-arg EXTRA="$2" --build-arg WHEELS="$WHEELS_REL" "$ROOT"
+            --build-arg SERVICE="$1" --build-arg EXTRA="$2" --build-arg WHEELS="$WHEELS_REL" \
+            --build-arg SYSTEM_PACKAGES="$(grep "^$1 " "$WORK/args.txt" | cut -d' ' -f3 | tr ',' ' ' | sed 's/^-$//')" \
+            "$ROOT"
         log "marksman/$1:ci built ($("$DOCKER" image inspect --format '{{.Size}}' "marksman/$1:ci" \
             | awk '{printf "%d MB", $1/1e6}'))"
         shift 2
     done
 }
 
-build_images() {
-    # Each service's build arguments as docker-compose.yml gives them (one image per service).
+build_args() {  # each service's build arguments as docker-compose.yml gives them: NAME EXTRA PACKAGES
     compose config | "$ROOT/.venv/bin/python" -c '
 import sys, yaml
 for name, spec in yaml.safe_load(sys.stdin)["services"].items():
     if "build" in spec:
-        print(name, spec["build"]["args"]["EXTRA"])' > "$WORK/services.txt"
+        args = spec["build"]["args"]
+        print(name, args["EXTRA"], args.get("SYSTEM_PACKAGES", "").replace(" ", ",") or "-")'
+}
+
+system_packages() {  # the system packages the service images need, comma-separated
+    build_args | awk '$3 != "-" {print $3}' | tr '\n' ',' | sed 's/,$//'
+}
+
+build_images() {
+    build_args > "$WORK/args.txt"
+    cut -d' ' -f1,2 "$WORK/args.txt" > "$WORK/services.txt"
     # The first service image makes the shared dependency layer the others reuse; then two builds at a
     # time (most of a build is unpacking wheels, which does not fill both cores), beside the Debian images.
     read -r first_name first_extra < "$WORK/services.txt"
@@ -183,8 +198,25 @@ for name, spec in yaml.safe_load(sys.stdin)["services"].items():
     return "$failed"
 }
 
+bring_up() {
+    # docker-compose 1.29 gives up on a dependency still starting after its own wait: start again
+    # (idempotent) until every service runs, then wait for every health check.
+    local attempt
+    for attempt in 1 2 3 4 5 6; do
+        if compose up -d --no-build > "$WORK/up.log" 2>&1; then
+            log "docker-compose up: $(compose ps --services | tr '\n' ' ')"
+            wait_healthy
+            return
+        fi
+        log "docker-compose up, attempt $attempt: $(grep -m1 -i error "$WORK/up.log")"
+        sleep 10
+    done
+    cat "$WORK/up.log"
+    return 1
+}
+
 wait_healthy() {
-    local deadline=$(( $(date +%s) + 240 )) unhealthy
+    local deadline=$(( $(date +%s) + 300 )) unhealthy
     while :; do
         unhealthy=$(compose ps -q | xargs "$DOCKER" inspect --format \
             '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' \
@@ -244,11 +276,6 @@ drive() {
 
 main() {
     install_tools
-    start_dockerd
-    base_image &
-    local base_job=$!
-    wheelhouse
-    wait "$base_job"
     {
         echo "POSTGRES_USER=marksman"
         echo "POSTGRES_PASSWORD=ci$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
@@ -258,13 +285,17 @@ main() {
         echo "MARKSMAN_PROMETHEUS_IMAGE=marksman-ci/prometheus:debian"
         echo "MARKSMAN_GATEWAY_PUBLISH=127.0.0.1:$GATEWAY_PORT"
         echo "MARKSMAN_PROMETHEUS_PUBLISH=127.0.0.1:$PROMETHEUS_PORT"
+        echo "MARKSMAN_CAMPAIGN_PARTNER_PUBLISH=127.0.0.1:$PARTNER_PORT"
         echo "MARKSMAN_AS_OF=2011-12-10T00:00:00Z"
     } > "$WORK/.env"
+    start_dockerd
+    base_image &
+    local base_job=$!
+    wheelhouse
+    wait "$base_job"
     build_images
     COMPOSE_UP=1
-    compose up -d --no-build >/dev/null 2>&1 || compose up -d --no-build
-    log "docker-compose up: $(compose ps --services | tr '\n' ' ')"
-    wait_healthy
+    bring_up
     drive
     compose down -v --remove-orphans >/dev/null 2>&1
     COMPOSE_UP=0

@@ -109,3 +109,46 @@ def test_kubernetes_validate_fails_on_unknown_fields() -> None:
     bad = "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  bogus: 1\n"
     done = subprocess.run([validator, "--strict", "-k", "1.30.0", "-"], input=bad, capture_output=True, text=True)
     assert done.returncode != 0
+
+
+def rendered_base() -> dict[tuple[str, str], dict]:  # type: ignore[type-arg]
+    services = catalog.load()
+    from tools.deploygen import kube
+
+    return {(doc["kind"], doc["metadata"]["name"]): doc for s in services for doc in kube.service_docs(s, services)}
+
+
+def test_one_background_worker_beside_the_scaled_servers() -> None:
+    docs = rendered_base()
+    servers, worker = docs[("Deployment", "profile")], docs[("Deployment", "profile-worker")]
+    env = {e["name"]: e.get("value") for e in servers["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MARKSMAN_PROFILE_BACKGROUND_WORK"] == "false" and servers["spec"]["replicas"] == 2
+    env = {e["name"]: e.get("value") for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MARKSMAN_PROFILE_BACKGROUND_WORK"] == "true" and worker["spec"]["replicas"] == 1
+    assert worker["spec"]["strategy"] == {"type": "Recreate"}
+    # Both serve: the Service selects every profile pod; the budget guards the scaled servers.
+    assert docs[("Service", "profile")]["spec"]["selector"] == {"app.kubernetes.io/name": "profile"}
+    assert docs[("Service", "profile")]["spec"]["clusterIP"] == "None"
+
+
+def test_network_policies_follow_the_upstreams() -> None:
+    docs = rendered_base()
+
+    def callers(name: str, port: int) -> set[str]:
+        """The pods that may open the given port of the service."""
+        rules = docs[("NetworkPolicy", name)]["spec"]["ingress"]
+        return {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                for rule in rules if rule["ports"] == [{"protocol": "TCP", "port": port}]
+                for peer in rule.get("from", []) if "podSelector" in peer}
+
+    assert callers("profile", 50051) == {"segment", "recommend", "campaign", "gateway"}
+    assert callers("segment", 50052) == {"campaign", "gateway"}
+    assert callers("segment", 9102) == {"prometheus"}  # and namespace monitoring
+    gateway = docs[("NetworkPolicy", "gateway")]["spec"]["ingress"]
+    assert gateway == [{"ports": [{"protocol": "TCP", "port": 8080}]}]  # the only service open to all
+    campaign = docs[("NetworkPolicy", "campaign")]["spec"]["ingress"]
+    assert {"ports": [{"protocol": "TCP", "port": 8090}]} in campaign  # partners, through their Ingress
+    assert docs[("Ingress", "campaign-partner-api")]["spec"]["rules"][0]["http"]["paths"][0]["backend"] == {
+        "service": {"name": "campaign", "port": {"name": "partner"}}}
+    assert ("HorizontalPodAutoscaler", "gateway") in docs and ("HorizontalPodAutoscaler", "campaign") in docs
+    assert "replicas" not in docs[("Deployment", "gateway")]["spec"]  # the autoscaler owns it

@@ -34,6 +34,7 @@ class Service:
     singleton: str = ""
     autoscale: Autoscale | None = None
     volume: str = ""
+    system_packages: str = ""
     cpu: str = "250m"
     memory: str = "256Mi"
     env: dict[str, str] = field(default_factory=dict)

@@ -55,6 +55,7 @@ def app(service: Service, addresses: dict[str, str]) -> dict[str, Any]:
             "args": {
                 "SERVICE": service.name,
                 "EXTRA": service.extra,
+                "SYSTEM_PACKAGES": service.system_packages,
                 "BASE": "${MARKSMAN_BASE_IMAGE:-python:3.11-slim}",
                 "WHEELS": "${MARKSMAN_WHEELS:-deploy/docker/wheels}",
             },
@@ -66,7 +67,8 @@ def app(service: Service, addresses: dict[str, str]) -> dict[str, Any]:
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "depends_on": depends,
-        "healthcheck": {"test": PROBE, "interval": "10s", "timeout": "5s", "retries": 6, "start_period": "60s"},
+        # Generous: a probe is a Python start, and a loaded 2-core host may take seconds for it.
+        "healthcheck": {"test": PROBE, "interval": "10s", "timeout": "15s", "retries": 12, "start_period": "120s"},
         "stop_grace_period": "20s",
         "restart": "unless-stopped",
     }
