@@ -50,7 +50,7 @@ class RecommendServicer(recommend_pb2_grpc.RecommendServiceServicer):
         problems = [item_problem(i) for i in items]
         good = [i for i, problem in zip(items, problems, strict=True) if problem is None]
         created = self.store.upsert_items(good, self.clock()) if good else set()
-        self.serving.update_stock({i.sku: i.in_stock for i in good})
+        self.serving.update_items({i.sku: i.in_stock for i in good}, {i.sku: i.hidden for i in good})
         results = [pb.ItemResult(sku=i.sku, index=n, ok=problem is None, created=problem is None and i.sku in created,
                                  error=problem or "")
                    for n, (i, problem) in enumerate(zip(items, problems, strict=True))]

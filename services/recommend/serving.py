@@ -95,6 +95,8 @@ class Serving:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._loaded: Loaded | None = None
         self._features: dict[str, CustomerFeatures] = {}
+        # Items hidden since the serving version was trained (it was trained without those hidden before).
+        self._hidden: frozenset[str] = frozenset()
         self._popular_source = popular
         self._popular_ttl_s = popular_ttl_s
         self._popular: tuple[float, Recommender | None] | None = None
@@ -113,6 +115,7 @@ class Serving:
         with self._lock:
             self._loaded = Loaded(version, recommender, precision)
             self._features = dict(features)
+            self._hidden = frozenset()
             self._popular = None
 
     def set_features(self, features: Mapping[str, CustomerFeatures]) -> None:
@@ -147,7 +150,7 @@ class Serving:
         segment = segment or (known.rfm_segment if known is not None else "")
         filters = Filters(exclude_bought=wanted.exclude_bought, only_in_stock=wanted.only_in_stock,
                           categories_in=wanted.categories_in, categories_not_in=wanted.categories_not_in,
-                          max_price_band=band, exclude_skus=wanted.exclude_skus)
+                          max_price_band=band, exclude_skus=wanted.exclude_skus | self._hidden)
         segment_feature = f"{SEGMENT_COLUMN}={segment}" if segment else None
         return Answer(top_k(recommender, customer_id, k, filters, segment_feature), version)
 
@@ -161,7 +164,7 @@ class Serving:
         recommender, version = loaded.recommender, loaded.version
         filters = Filters(exclude_bought=False, only_in_stock=wanted.only_in_stock,
                           categories_in=wanted.categories_in, categories_not_in=wanted.categories_not_in,
-                          exclude_skus=wanted.exclude_skus)
+                          exclude_skus=wanted.exclude_skus | self._hidden)
         features = None if sku in recommender.item_index else describe(sku)
         try:
             return Answer(similar_items(recommender, sku, k, filters, features), version)
@@ -171,12 +174,17 @@ class Serving:
             raise FailedPrecondition(f"item {sku!r} is not in the model yet and none of its catalogue features "
                                      "(category, brand, price band, tags) is known to it; train again") from None
 
-    def update_stock(self, in_stock: Mapping[str, bool]) -> None:
-        """Applies stock changes to the serving version at once (the next training reads them from the store)."""
+    def update_items(self, in_stock: Mapping[str, bool], hidden: Mapping[str, bool]) -> None:
+        """Applies stock changes and hidden flags to the serving version at once (the next training reads
+        them from the store)."""
         with self._lock:
             loaded = self._loaded
             if loaded is not None and in_stock:
                 self._loaded = replace(loaded, recommender=loaded.recommender.with_stock(in_stock))
+            if hidden:
+                now_hidden = {sku for sku, flag in hidden.items() if flag}
+                shown = {sku for sku, flag in hidden.items() if not flag}
+                self._hidden = frozenset((self._hidden | now_hidden) - shown)
 
     def forget(self, customer_id: str) -> int:
         """Drops the customer's model row, bought list and features from memory; returns what was dropped."""

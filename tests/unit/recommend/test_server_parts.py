@@ -79,8 +79,12 @@ def test_serving_switches_forgets_and_updates_stock(trained: Recommender) -> Non
     serving.switch(7, trained, 0.1, {"c3": CustomerFeatures("c3", "champions", "France", "p2")})
     top = serving.recommend("c3", 3, Wanted())
     assert top.version == 7 and top.ranked.fallback == ""
-    serving.update_stock({top.ranked.skus[0]: False, "unknown-sku": False})
+    serving.update_items({top.ranked.skus[0]: False, "unknown-sku": False}, {})
     assert top.ranked.skus[0] not in serving.recommend("c3", 3, Wanted(only_in_stock=True)).ranked.skus
+    serving.update_items({}, {top.ranked.skus[1]: True})
+    assert top.ranked.skus[1] not in serving.recommend("c3", 10, Wanted()).ranked.skus
+    serving.update_items({}, {top.ranked.skus[1]: False})
+    assert top.ranked.skus[1] in serving.recommend("c3", 3, Wanted()).ranked.skus
     assert serving.forget("c3") == 2 and serving.forget("c3") == 0
     assert serving.recommend("c3", 3, Wanted()).ranked.fallback == "popular_overall"
     with pytest.raises(NotFound):
