@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, get_args
 
 from services.common.errors import InvalidArgument
@@ -41,7 +41,10 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
-        return cls(TrainParams.from_dict(dict(data["params"])), InteractionWeights.from_dict(dict(data["weights"])))
+        """The inverse of to_dict; names a newer model core no longer has are dropped (stored versions outlive
+        code), names it added take their defaults."""
+        return cls(TrainParams.from_dict(_known(TrainParams, data["params"])),
+                   InteractionWeights.from_dict(_known(InteractionWeights, data["weights"])))
 
     def same_model_as(self, other: Recipe) -> bool:
         """Whether both train the same model (the thread count changes speed, not the model)."""
@@ -54,6 +57,11 @@ class Recipe:
             value = getattr(getattr(self, part), attribute)
             values[name] = 0.0 if name == "half_life_days" and value is None else value
         return values
+
+
+def _known(kind: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)}
+    return {name: value for name, value in values.items() if name in names}
 
 
 def resolve(overrides: Mapping[str, Any], threads: int) -> Recipe:

@@ -30,6 +30,10 @@ def test_recipe_defaults_overrides_and_round_trip() -> None:
     assert (custom.params.no_components, custom.params.loss, custom.weights.order) == (8, "bpr", 6.0)
     assert custom.weights.half_life_days is None and custom.weights.quantity == "binary"
     assert Recipe.from_dict(custom.to_dict()) == custom
+    stored = custom.to_dict()
+    stored["params"]["retired_knob"] = 3  # written by an older model core
+    del stored["params"]["max_sampled"]  # added by a newer one
+    assert Recipe.from_dict(stored).params.no_components == 8
     assert custom.overrides()["components"] == 8 and custom.overrides()["half_life_days"] == 0.0
     # The thread count changes speed, not the model.
     assert resolve({"components": 8}, 1).same_model_as(resolve({"components": 8}, 4))
