@@ -35,6 +35,8 @@ from services.profile.validation import event_problem
 
 StrEnumT = TypeVar("StrEnumT", bound=StrEnum)
 MAX_PAGE = 5000
+MAX_BATCH_READ = 1000
+ID_RULE = "must be 1-128 characters of letters, digits and ._:@+=-"
 DEFAULT_PAGE = 1000
 _STATUS = {
     Status.ACCEPTED: profile_pb2.INGEST_STATUS_ACCEPTED,
@@ -170,9 +172,17 @@ def portrait_to_proto(stored: StoredPortrait) -> profile_pb2.Portrait:
     )
 
 
+def customer_to_proto(customer: Customer) -> profile_pb2.Customer:
+    return profile_pb2.Customer(
+        customer_id=customer.customer_id, name=customer.name, email=customer.email, phone=customer.phone,
+        push_token=customer.push_token, region=customer.region, time_zone=customer.time_zone,
+        signup_at=_ts(customer.signup_at), consents=[consent_to_proto(c) for c in customer.consents],
+    )
+
+
 def _customer_id(value: str) -> str:
     if not is_valid_id(value):
-        raise InvalidArgument("customer_id must be 1-128 characters of letters, digits and ._:@+=-")
+        raise InvalidArgument(f"customer_id {ID_RULE}")
     return value
 
 
@@ -248,11 +258,20 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         customer = self.store.get_customer(_customer_id(request.customer_id))
         if customer is None:
             raise NotFound(f"customer {request.customer_id} not found")
-        return profile_pb2.GetCustomerResponse(customer=profile_pb2.Customer(
-            customer_id=customer.customer_id, name=customer.name, email=customer.email, phone=customer.phone,
-            push_token=customer.push_token, region=customer.region, time_zone=customer.time_zone,
-            signup_at=_ts(customer.signup_at), consents=[consent_to_proto(c) for c in customer.consents],
-        ))
+        return profile_pb2.GetCustomerResponse(customer=customer_to_proto(customer))
+
+    def GetCustomers(self, request: profile_pb2.GetCustomersRequest, context: grpc.ServicerContext) -> profile_pb2.GetCustomersResponse:
+        ids = list(dict.fromkeys(request.customer_ids))
+        if not 1 <= len(ids) <= MAX_BATCH_READ:
+            raise InvalidArgument(f"customer_ids must hold 1 to {MAX_BATCH_READ:,} distinct ids; got {len(ids):,}")
+        bad = [i for i, cid in enumerate(request.customer_ids) if not is_valid_id(cid)]
+        if bad:
+            raise InvalidArgument(f"customer_ids at positions {', '.join(map(str, bad[:10]))}"
+                                  f"{' ...' if len(bad) > 10 else ''} are malformed: {ID_RULE}")
+        found = self.store.get_customers(ids)
+        return profile_pb2.GetCustomersResponse(
+            customers=[customer_to_proto(found[cid]) for cid in ids if cid in found],
+            not_found=[cid for cid in ids if cid not in found])
 
     def _ingest(self, messages: Iterable[profile_pb2.Event]) -> list[IngestOutcome]:
         now = self.clock()

@@ -48,6 +48,8 @@ from services.profile.models import (
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite allows 32,766 bound parameters; IN lists stay well below that.
 IN_CHUNK = 900
+# member_of binds a whole chunk as one parameter, so a batch read's chunk may be larger than IN_CHUNK.
+BATCH_READ_CHUNK = 1000
 KEY_CACHE_SIZE = 500_000
 EVENT_COLUMNS = ("event_id", "customer_key", "anonymous_id", "type", "occurred_at", "sales_channel",
                  "payment_channel", "currency", "order_id", "quote_id", "query", "lines", "paid_minor", "stored_at")
@@ -121,6 +123,12 @@ def _contact_fields(customer: Customer) -> dict[str, Any]:
               ("push_token", customer.push_token), ("region", customer.region), ("time_zone", customer.time_zone),
               ("signup_at", customer.signup_at))
     return {name: value for name, value in values if value}
+
+
+def _customer(row: Any, consents: list[Consent]) -> Customer:
+    return Customer(customer_id=row.customer_id, name=row.name, email=row.email, phone=row.phone,
+                    push_token=row.push_token, region=row.region, time_zone=row.time_zone, signup_at=row.signup_at,
+                    consents=consents)
 
 
 def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -363,11 +371,26 @@ class ProfileStore:
             row = conn.execute(select(customers_t).where(customers_t.c.customer_id == customer_id)).first()
             if row is None:
                 return None
-            return Customer(
-                customer_id=row.customer_id, name=row.name, email=row.email, phone=row.phone,
-                push_token=row.push_token, region=row.region, time_zone=row.time_zone, signup_at=row.signup_at,
-                consents=self._consents_of(conn, row.key),
-            )
+            return _customer(row, self._consents_of(conn, row.key))
+
+    def get_customers(self, customer_ids: Sequence[str]) -> dict[str, Customer]:
+        """The customers that exist among `customer_ids`, by id: one query for the customers of each chunk of
+        ids and one for their consents, however many ids (dispatch reads a claimed batch this way)."""
+        found: dict[str, Customer] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(list(dict.fromkeys(customer_ids)), BATCH_READ_CHUNK):
+                rows = conn.execute(select(customers_t).where(
+                    member_of(customers_t.c.customer_id, part, conn.dialect))).all()
+                if not rows:
+                    continue
+                consents: dict[int, list[Consent]] = defaultdict(list)
+                for r in conn.execute(select(consents_t).where(
+                        member_of(consents_t.c.customer_key, [row.key for row in rows], conn.dialect))
+                        .order_by(consents_t.c.customer_key, consents_t.c.channel)):
+                    consents[r.customer_key].append(Consent(ContactChannel(r.channel), r.granted, r.changed_at))
+                for row in rows:
+                    found[row.customer_id] = _customer(row, consents.get(row.key, []))
+        return found
 
     # ---- events ----
 

@@ -124,3 +124,32 @@ def test_customers_round_trip_with_unicode_and_zone_checks(stub: profile_pb2_grp
     assert "IANA" in reply.results[1].error
     customer = stub.GetCustomer(profile_pb2.GetCustomerRequest(customer_id="u1")).customer
     assert customer.name == "Zoë 王小明" and customer.consents[0].granted
+
+
+def test_a_batch_read_answers_known_customers_and_lists_the_unknown(stub: profile_pb2_grpc.ProfileServiceStub) -> None:
+    stub.UpsertCustomers(profile_pb2.UpsertCustomersRequest(customers=[
+        profile_pb2.Customer(customer_id=cid, email=f"{cid}@example.com", time_zone="Europe/Paris", consents=[
+            profile_pb2.Consent(channel=common_pb2.CONTACT_CHANNEL_EMAIL, granted=True,
+                                changed_at=stamp("2011-01-01T00:00:00+00:00"))]) for cid in ("b1", "b2", "b3")]))
+    stub.EraseCustomer(common_pb2.EraseCustomerRequest(customer_id="b2"))
+    reply = stub.GetCustomers(profile_pb2.GetCustomersRequest(customer_ids=["b3", "nobody", "b1", "b2", "b3"]))
+    assert [c.customer_id for c in reply.customers] == ["b3", "b1"]
+    assert list(reply.not_found) == ["nobody", "b2"]
+    assert reply.customers[1] == stub.GetCustomer(profile_pb2.GetCustomerRequest(customer_id="b1")).customer
+    assert reply.customers[0].consents[0].granted and reply.customers[0].time_zone == "Europe/Paris"
+
+
+def test_a_batch_read_refuses_too_many_none_or_malformed_ids(stub: profile_pb2_grpc.ProfileServiceStub) -> None:
+    cases = {
+        "1,001": [f"c{i}" for i in range(1001)],
+        "got 0": [],
+        "positions 1, 3": ["ok", "a b", "fine", ""],
+    }
+    for expected, ids in cases.items():
+        with pytest.raises(grpc.RpcError) as error:
+            stub.GetCustomers(profile_pb2.GetCustomersRequest(customer_ids=ids))
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert expected in (error.value.details() or "")
+    # A repeated id counts once toward the limit.
+    reply = stub.GetCustomers(profile_pb2.GetCustomersRequest(customer_ids=["same"] * 1500))
+    assert list(reply.not_found) == ["same"]

@@ -175,3 +175,25 @@ def test_an_erasure_by_another_replica_is_not_hidden_by_the_id_cache(database_ur
     late = here.ingest([(0, order("e2"))], NOW)
     assert statuses(late) == [Status.REJECTED] and "erased" in late[0].reason
     assert event_count(here) == 0
+
+
+def test_a_batch_read_returns_known_customers_with_their_consents_and_leaves_out_the_rest(store: ProfileStore) -> None:
+    email = Consent(ContactChannel.EMAIL, True, NOW - timedelta(days=2))
+    sms = Consent(ContactChannel.SMS, False, NOW - timedelta(days=1))
+    store.upsert_customers([Customer("c1", name="Ann", email="ann@example.com", time_zone="Europe/London",
+                                     consents=[sms, email]),
+                            Customer("c2", name="Bo"), Customer("gone", email="gone@example.com")], NOW)
+    store.erase("gone", NOW)
+    found = store.get_customers(["c2", "nobody", "c1", "gone", "c1"])
+    assert set(found) == {"c1", "c2"}
+    assert found["c1"] == store.get_customer("c1")
+    assert found["c1"].consents == [email, sms] and found["c1"].time_zone == "Europe/London"
+    assert found["c2"].consents == [] and found["c2"].name == "Bo"
+    assert store.get_customers([]) == {}
+
+
+def test_a_batch_read_larger_than_one_chunk_finds_every_customer(store: ProfileStore) -> None:
+    ids = [f"c{i}" for i in range(2500)]
+    store.upsert_customers([Customer(cid, consents=[Consent(ContactChannel.PUSH, True, NOW)]) for cid in ids], NOW)
+    found = store.get_customers([*ids, "missing"])
+    assert len(found) == 2500 and all(len(c.consents) == 1 for c in found.values())

@@ -248,6 +248,56 @@ class GetCustomerResponse(_message.Message):
 Global___GetCustomerResponse: _TypeAlias = GetCustomerResponse  # noqa: Y015
 
 @_typing.final
+class GetCustomersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def customer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1 to 1,000 ids; a repeated id is answered once."""
+
+    def __init__(
+        self,
+        *,
+        customer_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_ids", b"customer_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomersRequest: _TypeAlias = GetCustomersRequest  # noqa: Y015
+
+@_typing.final
+class GetCustomersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMERS_FIELD_NUMBER: _builtins.int
+    NOT_FOUND_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def customers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Customer]:
+        """The known customers, in the order of their first mention in the request."""
+
+    @_builtins.property
+    def not_found(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The requested ids profile does not know, in request order."""
+
+    def __init__(
+        self,
+        *,
+        customers: _abc.Iterable[Global___Customer] | None = ...,
+        not_found: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customers", b"customers", "not_found", b"not_found"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCustomersResponse: _TypeAlias = GetCustomersResponse  # noqa: Y015
+
+@_typing.final
 class Line(_message.Message):
     """One product in an event. Amount paid for a line: quantity * unit_price_minor - discount_minor."""
 

@@ -45,6 +45,11 @@ class ProfileServiceStub:
                 request_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerRequest.SerializeToString,
                 response_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerResponse.FromString,
                 _registered_method=True)
+        self.GetCustomers = channel.unary_unary(
+                '/marksman.profile.v1.ProfileService/GetCustomers',
+                request_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomersRequest.SerializeToString,
+                response_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomersResponse.FromString,
+                _registered_method=True)
         self.IngestEvents = channel.unary_unary(
                 '/marksman.profile.v1.ProfileService/IngestEvents',
                 request_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.IngestEventsRequest.SerializeToString,
@@ -114,6 +119,14 @@ class ProfileServiceServicer:
 
     def GetCustomer(self, request, context):
         """Contact points and consent of one customer (personal data: callers must not log it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCustomers(self, request, context):
+        """The same for up to 1,000 customers in one call (campaign dispatch reads a claimed batch at once);
+        ids profile does not know (never created, or erased) come back in not_found.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -207,6 +220,11 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.GetCustomer,
                     request_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerRequest.FromString,
                     response_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerResponse.SerializeToString,
+            ),
+            'GetCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomers,
+                    request_deserializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomersRequest.FromString,
+                    response_serializer=marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomersResponse.SerializeToString,
             ),
             'IngestEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.IngestEvents,
@@ -318,6 +336,33 @@ class ProfileService:
             '/marksman.profile.v1.ProfileService/GetCustomer',
             marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerRequest.SerializeToString,
             marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.profile.v1.ProfileService/GetCustomers',
+            marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomersRequest.SerializeToString,
+            marksman_dot_profile_dot_v1_dot_profile__pb2.GetCustomersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,6 +36,10 @@ class ProfileServiceStub:
     """Creates or updates customers; contact points and consent are replaced when given."""
     GetCustomer: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetCustomerRequest, _profile_pb2.GetCustomerResponse]
     """Contact points and consent of one customer (personal data: callers must not log it)."""
+    GetCustomers: _grpc.UnaryUnaryMultiCallable[_profile_pb2.GetCustomersRequest, _profile_pb2.GetCustomersResponse]
+    """The same for up to 1,000 customers in one call (campaign dispatch reads a claimed batch at once);
+    ids profile does not know (never created, or erased) come back in not_found.
+    """
     IngestEvents: _grpc.UnaryUnaryMultiCallable[_profile_pb2.IngestEventsRequest, _profile_pb2.IngestEventsResponse]
     """Stores a batch of events; each event gets its own result, bad ones never fail the rest."""
     StreamEvents: _grpc.StreamUnaryMultiCallable[_profile_pb2.IngestEventsRequest, _profile_pb2.IngestEventsResponse]
@@ -66,6 +70,10 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     """Creates or updates customers; contact points and consent are replaced when given."""
     GetCustomer: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetCustomerRequest, _profile_pb2.GetCustomerResponse]  # type: ignore[assignment]
     """Contact points and consent of one customer (personal data: callers must not log it)."""
+    GetCustomers: _aio.UnaryUnaryMultiCallable[_profile_pb2.GetCustomersRequest, _profile_pb2.GetCustomersResponse]  # type: ignore[assignment]
+    """The same for up to 1,000 customers in one call (campaign dispatch reads a claimed batch at once);
+    ids profile does not know (never created, or erased) come back in not_found.
+    """
     IngestEvents: _aio.UnaryUnaryMultiCallable[_profile_pb2.IngestEventsRequest, _profile_pb2.IngestEventsResponse]  # type: ignore[assignment]
     """Stores a batch of events; each event gets its own result, bad ones never fail the rest."""
     StreamEvents: _aio.StreamUnaryMultiCallable[_profile_pb2.IngestEventsRequest, _profile_pb2.IngestEventsResponse]  # type: ignore[assignment]
@@ -105,6 +113,16 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_profile_pb2.GetCustomerResponse, _abc.Awaitable[_profile_pb2.GetCustomerResponse]]:
         """Contact points and consent of one customer (personal data: callers must not log it)."""
+
+    @_abc_1.abstractmethod
+    def GetCustomers(
+        self,
+        request: _profile_pb2.GetCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_pb2.GetCustomersResponse, _abc.Awaitable[_profile_pb2.GetCustomersResponse]]:
+        """The same for up to 1,000 customers in one call (campaign dispatch reads a claimed batch at once);
+        ids profile does not know (never created, or erased) come back in not_found.
+        """
 
     @_abc_1.abstractmethod
     def IngestEvents(
