@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 TRAINING_SECONDS = Histogram(
@@ -25,5 +27,12 @@ OUTCOMES = ("serving", "rejected", "failed")
 FALLBACKS = ("none", "popular_in_segment", "popular_overall", "item_features")
 
 
+# The labelled children, looked up once: labels() costs as much as the rest of a counted answer.
+_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
 def count(rpc: str, fallback: str) -> None:
-    RECOMMENDATIONS.labels(rpc, fallback or "none").inc()
+    counter = _COUNTERS.get((rpc, fallback))
+    if counter is None:
+        counter = _COUNTERS[(rpc, fallback)] = RECOMMENDATIONS.labels(rpc, fallback or "none")
+    counter.inc()
