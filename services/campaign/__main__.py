@@ -50,7 +50,7 @@ def main() -> None:
     if not settings.profile_addr:
         raise SystemExit("MARKSMAN_CAMPAIGN_PROFILE_ADDR is required: consent is checked before every message")
     profile = profile_pb2_grpc.ProfileServiceStub(channel(settings.profile_addr))
-    contacts = ProfileContacts(profile, settings.upstream_timeout_s, settings.lookup_concurrency)
+    contacts = ProfileContacts(profile, settings.upstream_timeout_s)
     orders = ProfileOrders(profile, settings.stream_timeout_s)
     audiences = (SegmentAudiences(segment_pb2_grpc.SegmentServiceStub(channel(settings.segment_addr)),
                                   settings.stream_timeout_s) if settings.segment_addr else None)

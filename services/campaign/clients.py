@@ -17,9 +17,12 @@ from services.campaign.convert import ts
 from services.campaign.policy import Contact
 from services.common import protoenums as pe
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from services.common.ids import is_valid_id
 
 log = logging.getLogger(__name__)
 MEMBERS_PAGE = 10_000
+# Profile's GetCustomers answers at most this many ids per call.
+GET_CUSTOMERS_MAX = 1000
 
 
 class Contacts(Protocol):
@@ -54,27 +57,31 @@ def _gather(calls: Sequence[tuple[str, Any]]) -> Iterator[tuple[str, Any, grpc.R
 
 @dataclass
 class ProfileContacts:
-    """Reads customers at send time with many calls in flight at once (one channel multiplexes them)."""
+    """Reads customers at send time with GetCustomers, one call per `batch` ids, the calls in flight at once
+    (the channel round-robins them, and successive batches, over every profile process)."""
 
     stub: profile_pb2_grpc.ProfileServiceStub
     timeout_s: float
-    concurrency: int = 64
+    batch: int = GET_CUSTOMERS_MAX
 
     def lookup(self, customer_ids: Sequence[str]) -> dict[str, Contact | None]:
         """customer id -> contact, None for a customer profile does not know (erased, never created).
         Raises Unavailable when profile cannot answer: the batch waits rather than going out unchecked."""
         found: dict[str, Contact | None] = {}
-        for start in range(0, len(customer_ids), self.concurrency):
-            part = customer_ids[start : start + self.concurrency]
-            calls = [(cid, self.stub.GetCustomer.future(profile_pb2.GetCustomerRequest(customer_id=cid),
-                                                         timeout=self.timeout_s)) for cid in part]
-            for cid, response, error in _gather(calls):
-                if error is None:
-                    found[cid] = contact_of(response.customer)
-                elif error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                    found[cid] = None
-                else:
-                    raise Unavailable(f"profile did not answer GetCustomer: {error.code().name}")
+        wanted = []
+        for cid in dict.fromkeys(customer_ids):
+            if is_valid_id(cid):
+                wanted.append(cid)
+            else:
+                found[cid] = None  # profile could never hold it, and it would fail the whole call
+        calls = [(str(start), self.stub.GetCustomers.future(
+                    profile_pb2.GetCustomersRequest(customer_ids=wanted[start : start + self.batch]),
+                    timeout=self.timeout_s)) for start in range(0, len(wanted), self.batch)]
+        for _start, response, error in _gather(calls):
+            if error is not None:
+                raise Unavailable(f"profile did not answer GetCustomers: {error.code().name}")
+            found.update((customer.customer_id, contact_of(customer)) for customer in response.customers)
+            found.update((cid, None) for cid in response.not_found)
         return found
 
     def revoke(self, customer_id: str, channels: Sequence[str], at: datetime) -> None:

@@ -42,5 +42,5 @@ class CampaignSettings(ServiceSettings):
     partner_timeout_s: float = Field(default=10.0, gt=0)
     # How long a pull partner's lease lasts unless it asks for less.
     pull_lease_s: float = Field(default=300.0, gt=0)
-    # Concurrent profile lookups while a batch is prepared.
+    # Concurrent recommend lookups while a batch is prepared (profile answers a batch in one GetCustomers).
     lookup_concurrency: int = Field(default=64, ge=1)

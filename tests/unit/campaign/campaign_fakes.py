@@ -28,6 +28,8 @@ def customer(customer_id: str, *, email: bool = True, sms: bool = False, time_zo
 class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
     customers: dict[str, profile_pb2.Customer] = field(default_factory=dict)
     lookups: int = 0
+    # ids per GetCustomers call
+    batch_sizes: list[int] = field(default_factory=list)
     unavailable: bool = False
     revoked: list[tuple[str, str]] = field(default_factory=list)
     interactions: list[profile_pb2.Interaction] = field(default_factory=list)
@@ -42,6 +44,18 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
         if found is None:
             context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
         return profile_pb2.GetCustomerResponse(customer=found)
+
+    def GetCustomers(self, request: profile_pb2.GetCustomersRequest, context: grpc.ServicerContext) -> profile_pb2.GetCustomersResponse:
+        if not 1 <= len(request.customer_ids) <= 1000:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "customer_ids must hold 1 to 1,000 ids")
+        with self._lock:
+            self.lookups += 1
+            self.batch_sizes.append(len(request.customer_ids))
+            found = [self.customers[cid] for cid in request.customer_ids if cid in self.customers]
+        if self.unavailable:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        return profile_pb2.GetCustomersResponse(
+            customers=found, not_found=[cid for cid in request.customer_ids if cid not in self.customers])
 
     def UpdateConsent(self, request: profile_pb2.UpdateConsentRequest, context: grpc.ServicerContext) -> profile_pb2.UpdateConsentResponse:
         if self.unavailable:

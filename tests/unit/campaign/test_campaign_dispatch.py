@@ -23,6 +23,7 @@ from services.campaign.spec import Cap, QuietHours, Route
 from services.campaign.states import State
 from services.campaign.store import CampaignStore
 from services.common.db import make_engine
+from services.common.errors import Unavailable
 from services.common.grpc_server import Registration, RunningServer, start
 from services.partner_sample.process import Receiver, running
 from tests.unit.campaign.campaign_data import spec
@@ -269,3 +270,21 @@ def test_partner_rejects_one_message(world: World) -> None:
     world.drain()
     states = {d.customer_id: (d.state, d.reason) for d in world.store.deliveries(created.id, None, 0, 10)}
     assert states == {"ok": ("sent", ""), "bad": ("skipped", "no_contact")}
+
+
+def test_send_time_lookups_read_profile_in_batches_of_at_most_a_thousand(
+        upstreams: tuple[FakeProfile, FakeSegment, RunningServer]) -> None:
+    profile, _segment, server = upstreams
+    for i in range(2300):
+        profile.customers[f"c{i}"] = customer(f"c{i}", sms=i % 2 == 0)
+    wanted = [f"c{i}" for i in range(2300)] + ["unknown-1", "not an id", "c5"]
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        found = ProfileContacts(profile_pb2_grpc.ProfileServiceStub(channel), 5.0).lookup(wanted)
+        assert sorted(profile.batch_sizes) == [301, 1000, 1000]  # the malformed id never reaches profile
+        assert len(found) == 2302 and found["unknown-1"] is None and found["not an id"] is None
+        c4, c5 = found["c4"], found["c5"]
+        assert c4 is not None and c4.consents == {"email": True, "sms": True} and c4.time_zone == "Europe/London"
+        assert c5 is not None and c5.consents == {"email": True, "sms": False} and c5.email == "c5@example.com"
+        profile.unavailable = True
+        with pytest.raises(Unavailable):
+            ProfileContacts(profile_pb2_grpc.ProfileServiceStub(channel), 5.0).lookup(["c1"])
