@@ -20,7 +20,8 @@ def main() -> None:
     store.migrate()
     keeper = PortraitKeeper(store, clock.now)
     updater = Updater(keeper, interval_s=settings.update_interval_s, batch_size=settings.update_batch_size,
-                      recompute_interval_s=settings.recompute_interval_s, max_lag_s=settings.update_max_lag_s)
+                      recompute_interval_s=settings.recompute_interval_s, max_lag_s=settings.update_max_lag_s,
+                      max_idle_s=settings.update_max_idle_s)
     servicer = ProfileServicer(store, keeper, clock.now, on_ingest=updater.wake)
     if settings.background_work:
         updater.start()

@@ -21,5 +21,7 @@ class ProfileSettings(ServiceSettings):
     background_work: bool = True
     # Under a steady stream of writes, portraits may trail their events by about this much.
     update_max_lag_s: float = Field(default=5.0, gt=0)
+    # With nothing to do the updater polls less often, up to this; another replica's writes wait at most this.
+    update_max_idle_s: float = Field(default=2.0, gt=0)
     # Full recompute of base-relative values (RFM edges, price percentiles); 0 disables the schedule.
     recompute_interval_s: float = Field(default=3600.0, ge=0)
