@@ -67,7 +67,8 @@ def plan(
 ) -> Plan:
     """Decides each claimed delivery: no customer, consent or contact -> skipped; quiet hours in the
     customer's zone -> deferred to their end; over the frequency cap (`sent_in_window` by campaign and
-    customer, counting earlier rows of this batch too) -> skipped; otherwise rendered for its partner."""
+    customer, counting earlier rows of this batch too) -> skipped; otherwise rendered for its partner.
+    A row already deferred for quiet hours is not judged on them again when it comes due."""
     result = Plan()
     planned: dict[str, int] = {}
     for row in rows:
@@ -84,7 +85,10 @@ def plan(
         if partner is None or partner.channel != choice.route.channel:
             result.skipped[row.id] = f"partner {choice.route.partner} for {choice.route.channel} is not registered"
             continue
-        quiet_end = policy.quiet_until(business_now, contact.time_zone, spec.quiet)
+        # A quiet-hours deferral already moved the row to the window's end, so it goes when due. Judging again
+        # would change nothing on a moving clock, and would defer it for ever on a pinned one (MARKSMAN_AS_OF).
+        quiet_end = (None if row.reason == QUIET_HOURS
+                     else policy.quiet_until(business_now, contact.time_zone, spec.quiet))
         if quiet_end is not None:
             # Quiet hours are in business time; the retry is scheduled on the wall clock the queue runs on.
             result.deferred[row.id] = (wall_now + (quiet_end - business_now), QUIET_HOURS)

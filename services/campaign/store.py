@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.campaign import spec as specs
 from services.campaign.attribution import Recipient
@@ -118,6 +119,8 @@ class Claimed:
     customer_id: str
     key: str
     attempts: int
+    # Why it was last put back (e.g. "quiet_hours"); empty for a fresh row.
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,13 @@ class Outcome:
     state: str
     reason: str = ""
     retry_at: datetime | None = None
+
+
+def _usual(conn: Connection, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`likely(condition)` on SQLite. Without table statistics its planner answers a lookup by a list of ids or
+    customers through the state index instead, reading every pending (or sent) row for each batch, so dispatch
+    slowed down as the queue grew; the hint makes it look the listed rows up by key. PostgreSQL has statistics."""
+    return func.likely(condition) if conn.dialect.name == "sqlite" else condition
 
 
 def _campaign(row: Any, counts: Counts | None = None) -> CampaignInfo:
@@ -407,7 +417,8 @@ class CampaignStore:
             taken = due.cte("due")
             rows = conn.execute(update(deliveries_t).where(d.id == taken.c.id)
                                 .values(lease_owner=owner, lease_until=lease_until)
-                                .returning(d.id, d.campaign_id, d.customer_id, d.idempotency_key, d.attempts)).all()
+                                .returning(d.id, d.campaign_id, d.customer_id, d.idempotency_key, d.attempts,
+                                           d.reason)).all()
         return sorted((Claimed(*r) for r in rows), key=lambda r: r.id)
 
     def sent_since(self, customer_ids: Sequence[str], since: datetime) -> dict[str, int]:
@@ -416,7 +427,7 @@ class CampaignStore:
         with self.engine.connect() as conn:
             query = (select(d.customer_id, func.count()).where(
                 member_of(d.customer_id, customer_ids, conn.dialect),
-                or_(and_(d.state == SENT, d.sent_at >= since), d.state == QUEUED))
+                or_(and_(_usual(conn, d.state == SENT), d.sent_at >= since), _usual(conn, d.state == QUEUED)))
                 .group_by(d.customer_id))
             return {r[0]: int(r[1]) for r in conn.execute(query)}
 
@@ -425,7 +436,7 @@ class CampaignStore:
         the transaction ends (a row whose lease ran out belongs to whoever claimed it next)."""
         d = deliveries_t.c
         query = select(d.id, d.campaign_id, d.cost_minor).where(
-            member_of(d.id, ids, conn.dialect), d.state == PENDING, d.lease_owner == owner)
+            member_of(d.id, ids, conn.dialect), _usual(conn, d.state == PENDING), d.lease_owner == owner)
         if self.postgres:
             query = query.with_for_update()
         return {r[0]: (r[1], int(r[2])) for r in conn.execute(query)}
@@ -573,7 +584,7 @@ class CampaignStore:
         ids = [*accepted, *rejected]
         with transaction(self.engine) as conn:
             query = select(d.id, d.campaign_id, d.cost_minor).where(
-                member_of(d.id, ids, conn.dialect), d.state == QUEUED, d.partner_id == partner_id)
+                member_of(d.id, ids, conn.dialect), _usual(conn, d.state == QUEUED), _usual(conn, d.partner_id == partner_id))
             held = {r[0]: (r[1], int(r[2])) for r in conn.execute(query.with_for_update() if self.postgres else query)}
             sent = [i for i in accepted if i in held]
             if sent:

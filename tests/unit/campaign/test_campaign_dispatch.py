@@ -14,6 +14,7 @@ import pytest
 from marksman.profile.v1 import profile_pb2_grpc
 from marksman.recommend.v1 import recommend_pb2, recommend_pb2_grpc
 from marksman.segment.v1 import segment_pb2_grpc
+from sqlalchemy import update
 
 from services.campaign.campaigns import Campaigns, PartnerInput
 from services.campaign.clients import NoRecommendations, ProfileContacts, RecommendItems, SegmentAudiences
@@ -21,7 +22,7 @@ from services.campaign.dispatch import Dispatcher, DispatchSettings
 from services.campaign.pusher import Pusher
 from services.campaign.spec import Cap, QuietHours, Route
 from services.campaign.states import State
-from services.campaign.store import CampaignStore
+from services.campaign.store import CampaignStore, deliveries_t
 from services.common.db import make_engine
 from services.common.errors import Unavailable
 from services.common.grpc_server import Registration, RunningServer, start
@@ -165,6 +166,13 @@ def test_quiet_hours_defer_in_the_customers_zone(world: World) -> None:
     [tokyo] = [d for d in world.store.deliveries(created.id, None, 0, 10) if d.customer_id == "tokyo"]
     assert tokyo.state == "pending" and tokyo.reason == "quiet_hours"
     assert timedelta(hours=10, minutes=59) < tokyo.next_attempt_at - datetime.now(UTC) <= timedelta(hours=11)
+    # Eleven hours on (the row made due by hand), with the business clock still pinned at 21:00 Tokyo time
+    # as MARKSMAN_AS_OF keeps it: the deferral is not judged again, so the message goes.
+    with world.store.engine.begin() as conn:
+        conn.execute(update(deliveries_t).where(deliveries_t.c.id == tokyo.id).values(
+            next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+    world.drain()
+    assert sorted(m["customer_id"] for m in world.receiver.messages(str(created.id))) == ["london", "tokyo"]
 
 
 def test_frequency_cap_across_campaigns(world: World) -> None:
