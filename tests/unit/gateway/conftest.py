@@ -41,7 +41,8 @@ def settings(tmp_path: Path, upstream: FakeServer) -> GatewaySettings:
         segment_addr="",
         recommend_addr="",
         campaign_addr="",
-        upstream_timeout_s=0.5,
+        # Generous enough that a loaded CI machine does not trip it; the slow fake sleeps past it.
+        upstream_timeout_s=2.0,
         ingest_timeout_s=5.0,
         health_timeout_s=0.5,
     )

@@ -21,7 +21,7 @@ from services.gateway.clients import SERVICE_NAMES
 
 NOW = datetime(2011, 12, 10, tzinfo=UTC)
 SLOW_CUSTOMER = "slow-customer"
-SLOW_SECONDS = 2.0
+SLOW_SECONDS = 4.0
 
 
 def ts(value: datetime) -> Timestamp:

@@ -44,7 +44,7 @@ def test_profile_down_is_503_within_the_deadline(client: TestClient, platform: d
     assert response.status_code == 503
     assert response.json()["error"].startswith("profile service unavailable: ")
     assert response.headers["Retry-After"] == "1"
-    assert elapsed < 1.5  # the deadline is 0.5 s
+    assert elapsed < 3.5  # the deadline is 2 s
     events = client.post("/v1/events", json={"events": [{"event_id": "x"}, ]}, headers=platform)
     assert events.status_code == 422  # nothing valid: profile is not even asked
 
@@ -53,8 +53,8 @@ def test_a_slow_profile_hits_the_deadline(client: TestClient, platform: dict[str
     started = time.monotonic()
     response = client.get(f"/v1/customers/{SLOW_CUSTOMER}/profile", headers=platform)
     assert response.status_code == 503
-    assert response.json()["error"] == "profile service unavailable: no answer within 0.5 s"
-    assert time.monotonic() - started < 1.5
+    assert response.json()["error"] == "profile service unavailable: no answer within 2 s"
+    assert time.monotonic() - started < 3.5
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,7 @@ def test_train_returns_the_held_out_quality(gw: TestClient, admin: dict[str, str
     assert (body["lines"], body["customers"], body["train_size"], body["seconds"]) == (401564, 4339, 1994, 1.1)
     assert body["parameters"] == {"estimator": "HistGradientBoostingClassifier", "params": {"max_iter": 150}}
     assert fake.train_requests[-1] == segment_pb2.TrainModelRequest(goal="retention")
-    # Training reads every order line: it gets the training deadline, not the 0.5 s of an ordinary call.
+    # Training reads every order line: it gets the training deadline, not the seconds of an ordinary call.
     deadline = fake.deadlines["TrainModel"]
     assert deadline is not None and 30 < deadline <= 60
 
