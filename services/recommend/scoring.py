@@ -56,44 +56,45 @@ def top_k(
     """
     filters = filters or Filters()
     row = recommender.user_index.get(customer_id)
+    # Costs are negated scores in a fresh array, so masking and argpartition work in place, lowest first.
     if row is not None:
-        scores = recommender.item_vectors @ recommender.user_vectors[row]
+        cost = recommender.item_vectors @ -recommender.user_vectors[row]
         fallback = FALLBACK_NONE
     elif segment is not None and segment in recommender.segment_index:
-        scores = recommender.segment_popularity[recommender.segment_index[segment]]
+        cost = -recommender.segment_popularity[recommender.segment_index[segment]]
         fallback = FALLBACK_SEGMENT
     else:
-        scores = recommender.popularity
+        cost = -recommender.popularity
         fallback = FALLBACK_OVERALL
-    allowed = allowed_items(recommender, filters, row)
-    return _best(recommender, scores, allowed, k, fallback)
+    return _best(recommender, cost, blocked_items(recommender, filters, row), k, fallback)
 
 
-def allowed_items(
+def blocked_items(
     recommender: Recommender, filters: Filters, user_row: int | None = None
 ) -> npt.NDArray[np.bool_] | None:
-    """A boolean mask over the item axis (True = may be shown); None when no filter applies."""
+    """A boolean mask over the item axis, True where the filters hide the item; None when no filter applies."""
     bought = recommender.bought(user_row) if filters.exclude_bought and user_row is not None else None
     if not (
         (bought is not None and bought.size) or filters.only_in_stock or filters.categories_in
         or filters.categories_not_in or filters.max_price_band or filters.exclude_skus
     ):
         return None
-    mask = recommender.in_stock.copy() if filters.only_in_stock else np.ones(len(recommender.skus), dtype=bool)
+    blocked = ~recommender.in_stock if filters.only_in_stock else np.zeros(len(recommender.skus), dtype=bool)
     if bought is not None:
-        mask[bought] = False
+        blocked[bought] = True
     if filters.categories_in:
-        mask &= _category_lookup(recommender, filters.categories_in)[recommender.category_codes]
+        blocked |= ~_category_lookup(recommender, filters.categories_in)[recommender.category_codes]
     if filters.categories_not_in:
-        mask &= ~_category_lookup(recommender, filters.categories_not_in)[recommender.category_codes]
+        blocked |= _category_lookup(recommender, filters.categories_not_in)[recommender.category_codes]
     if filters.max_price_band:
         ceiling = band_number(filters.max_price_band)
         if ceiling == 0:
             raise ValueError(f"max_price_band must look like p1..p5, not {filters.max_price_band!r}")
-        mask &= (recommender.item_bands == 0) | (recommender.item_bands <= ceiling)
+        # Items without a band (0) pass.
+        blocked |= recommender.item_bands > ceiling
     rows = [recommender.item_index[sku] for sku in filters.exclude_skus if sku in recommender.item_index]
-    mask[rows] = False
-    return mask
+    blocked[rows] = True
+    return blocked
 
 
 def _category_lookup(recommender: Recommender, categories: frozenset[str]) -> npt.NDArray[np.bool_]:
@@ -107,27 +108,26 @@ def _category_lookup(recommender: Recommender, categories: frozenset[str]) -> np
 
 def _best(
     recommender: Recommender,
-    scores: npt.NDArray[np.float32],
-    allowed: npt.NDArray[np.bool_] | None,
+    cost: npt.NDArray[np.float32],
+    blocked: npt.NDArray[np.bool_] | None,
     k: int,
     fallback: str,
 ) -> Ranked:
-    """The k best allowed items by score, best first (argpartition over the items, then a sort of k)."""
+    """The k allowed items of lowest cost (a fresh array, changed here), best first: argpartition, then a sort of k."""
     if k <= 0:
         raise ValueError("k must be positive")
-    if allowed is not None:
-        scores = np.where(allowed, scores, -np.inf)
-        count = int(np.count_nonzero(allowed))
-    else:
-        count = len(scores)
+    count = len(cost)
+    if blocked is not None:
+        np.copyto(cost, np.inf, where=blocked)
+        count -= int(np.count_nonzero(blocked))
     take = min(k, count)
     if take == 0:
         return Ranked(skus=(), scores=(), fallback=fallback)
-    chosen = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
-    chosen = chosen[np.argsort(-scores[chosen], kind="stable")]
+    chosen = np.argpartition(cost, take - 1)[:take] if take < len(cost) else np.arange(len(cost))
+    chosen = chosen[np.argsort(cost[chosen], kind="stable")]
     return Ranked(
         skus=tuple(recommender.skus[chosen].tolist()),
-        scores=tuple(scores[chosen].astype(float).tolist()),
+        scores=tuple((-cost[chosen]).astype(float).tolist()),
         fallback=fallback,
     )
 
@@ -154,9 +154,9 @@ def similar_items(
             raise UnknownItem(f"sku {sku!r} is not in the model and no known feature describes it")
         direction = unit_rows(vector[None, :-2])[0]
         fallback = FALLBACK_FEATURES
-    scores = recommender.item_unit @ direction
-    allowed = allowed_items(recommender, filters)
+    cost = recommender.item_unit @ -direction
+    blocked = blocked_items(recommender, filters)
     if row is not None:
-        allowed = np.ones(len(scores), dtype=bool) if allowed is None else allowed
-        allowed[row] = False
-    return _best(recommender, scores, allowed, k, fallback)
+        blocked = np.zeros(len(cost), dtype=bool) if blocked is None else blocked
+        blocked[row] = True
+    return _best(recommender, cost, blocked, k, fallback)
