@@ -176,7 +176,7 @@ def train(
     bought = pairs["bought"].to_numpy()
     popularity = _popularity(item_rows[bought], pairs["weight"].to_numpy()[bought], len(skus))
     segment_names, segment_popularity = _segment_popularity(
-        user_table, user_rows[bought], item_rows[bought], len(skus)
+        user_table, user_rows[bought], item_rows[bought], popularity
     )
     indptr, bought_items = _bought_lists(user_rows[bought], item_rows[bought], len(customer_ids))
     return Recommender(
@@ -324,9 +324,15 @@ def _popularity(items: npt.NDArray[np.intp], weight: npt.NDArray[np.float64], wi
 
 
 def _segment_popularity(
-    table: pd.DataFrame, users: npt.NDArray[np.intp], items: npt.NDArray[np.intp], width: int
+    table: pd.DataFrame, users: npt.NDArray[np.intp], items: npt.NDArray[np.intp], overall: npt.NDArray[np.float32]
 ) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.float32]]:
-    """Distinct buyers per item among the users of each "column=value" of the user frame."""
+    """Distinct buyers per item among the users of each "column=value" of the user frame.
+
+    Overall popularity (scaled below one buyer) breaks ties, so a small segment's many zero-buyer items
+    still come in a sensible order.
+    """
+    width = len(overall)
+    tie = (overall / (overall.max() + 1.0)).astype(np.float32) if width else overall
     names: list[str] = []
     tables: list[npt.NDArray[np.float32]] = []
     for column in table.columns:
@@ -342,7 +348,7 @@ def _segment_popularity(
         for code, value in enumerate(uniques.tolist()):
             if value != "":
                 names.append(feature_name(column, value))
-                tables.append(counts[code])
+                tables.append(counts[code] + tie)
     if not tables:
         return np.asarray([], dtype=str), np.zeros((0, width), dtype=np.float32)
     return np.asarray(names, dtype=str), np.vstack(tables)
