@@ -50,9 +50,10 @@ def top_k(
     filters: Filters | None = None,
     segment: str | None = None,
 ) -> Ranked:
-    """The k best items for a customer; an unknown customer gets the popular items of `segment`
+    """The k best items for a customer by the model, fewer when the filters leave fewer.
 
-    ("rfm_segment=champions", a user feature seen in training) or overall. Fewer than k when filters bite.
+    An unknown customer gets the popular items of `segment` ("rfm_segment=champions", a user feature
+    value seen in training), else the popular items overall; the fallback says which.
     """
     filters = filters or Filters()
     row = recommender.user_index.get(customer_id)
@@ -139,9 +140,10 @@ def similar_items(
     filters: Filters | None = None,
     features: Mapping[str, Any] | None = None,
 ) -> Ranked:
-    """Items nearest by cosine of their representations; a sku unknown to the model is placed by `features`
+    """The k items nearest to `sku` by the cosine of their representations, the item itself left out.
 
-    (category, brand, price_band, tags; fallback "item_features"), else UnknownItem. exclude_bought is ignored.
+    A sku unknown to the model is placed by `features` (category, brand, price_band, tags; fallback
+    "item_features"), else UnknownItem is raised. exclude_bought is ignored (there is no customer).
     """
     filters = filters or Filters()
     row = recommender.item_index.get(sku)
