@@ -11,7 +11,7 @@ SIGNATURE_HEADER = "X-Marksman-Signature"
 API_KEY_PREFIX = "mkp_"
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     """Lower-case hex HMAC-SHA256 of `timestamp.body` keyed by the partner's secret (PARTNERS.md)."""
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
-TIMESTAMP_HEADER = "X-Marksman-Timestamp"
-SIGNATURE_HEADER = "X-Marksman-Signature"
+# The sender's own definition of the push signature: the receiver checks exactly what the dispatcher signs.
+from services.campaign.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+__all__ = ["MAX_SKEW_S", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "check", "headers", "sign"]
 # A captured request replays for at most this long.
 MAX_SKEW_S = 300
-
-
-def sign(secret: str, timestamp: int | str, body: bytes) -> str:
-    """The lower-case hex signature of one request body sent at `timestamp` (Unix seconds)."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
