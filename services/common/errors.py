@@ -40,3 +40,11 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, DomainError):
         return error.code, str(error)
     return grpc.StatusCode.INTERNAL, "internal error; see the service log"
+
+
+def rpc_failure(error: grpc.RpcError) -> str:
+    """"CODE: details" of a failed call another service answered (or that never reached it)."""
+    # A failed call is also a grpc.Call with code() and details(); RpcError alone promises neither.
+    code = error.code().name if hasattr(error, "code") else "UNKNOWN"
+    details = error.details() if hasattr(error, "details") else str(error)
+    return f"{code}: {details}"

@@ -10,7 +10,7 @@ import grpc
 import pandas as pd
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 
-from services.common.errors import Unavailable
+from services.common.errors import Unavailable, rpc_failure
 from services.recommend.frames import customer_features, interactions_frame
 from services.recommend.store import CustomerFeatures
 
@@ -48,7 +48,4 @@ def _named(what: str) -> Iterator[None]:
     try:
         yield
     except grpc.RpcError as error:
-        # A failed call is also a grpc.Call with code() and details(); RpcError alone promises neither.
-        code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-        details = error.details() if hasattr(error, "details") else str(error)
-        raise Unavailable(f"profile's {what} export failed ({code}: {details})") from None
+        raise Unavailable(f"profile's {what} export failed ({rpc_failure(error)})") from None

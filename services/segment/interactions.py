@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 from marksman.profile.v1 import profile_pb2
 
-from services.common.errors import Unavailable
+from services.common.errors import Unavailable, rpc_failure
 from services.segment.predict import LINE_COLUMNS
-from services.segment.sync import rpc_failure
 
 Export = Callable[[profile_pb2.ExportInteractionsRequest], Iterable[profile_pb2.ExportInteractionsResponse]]
 ORDER = profile_pb2.EVENT_TYPE_ORDER

@@ -12,7 +12,7 @@ import grpc
 from marksman.profile.v1 import profile_pb2
 
 from services.common import protoenums as pe
-from services.common.errors import Unavailable
+from services.common.errors import Unavailable, rpc_failure
 from services.segment.store import SegmentStore
 from services.segment.traits import CATEGORY_SLOTS, TOP_CATEGORY_SLOTS
 
@@ -85,14 +85,6 @@ def pull(export: Export, store: SegmentStore, cursor: str, page_size: int, now: 
         raise Unavailable(f"profile's portrait export failed ({rpc_failure(error)}); "
                           f"{received} portraits were cached before it stopped") from None
     return received
-
-
-def rpc_failure(error: grpc.RpcError) -> str:
-    """"CODE: details" of a failed call."""
-    # A failed call is also a grpc.Call with code() and details(); RpcError alone promises neither.
-    code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-    details = error.details() if hasattr(error, "details") else str(error)
-    return f"{code}: {details}"
 
 
 class PeriodicSync:
