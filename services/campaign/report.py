@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from services.campaign.attribution import Recipient, Response
 from services.campaign.uplift import Uplift, uplift
-from services.segment.money import exponent
+from services.common.money import exponent
 
 NONE = "-"
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from services.common.money import exponent
 from services.gateway.pricing_rules import (
     BP,
     ChannelPriceRule,
@@ -31,10 +32,6 @@ from services.gateway.pricing_rules import (
     VipTiersRule,
 )
 
-# ISO 4217 minor-unit exponents that are not 2 (for reasons' wording only; amounts stay integers).
-_EXPONENTS = {"BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-              "RWF": 0, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-              "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3}
 # The customer facts a rule reads, by source.
 TOTALS, TRAITS, SEGMENTS = "totals", "traits", "segments"
 
@@ -131,9 +128,9 @@ class Priced:
 
 def money(minor: int, currency: str) -> str:
     """'5,230.00 GBP' (reasons only)."""
-    exponent = _EXPONENTS.get(currency, 2)
-    value = Decimal(minor).scaleb(-exponent)
-    return f"{value:,.{exponent}f} {currency}"
+    places = exponent(currency)
+    value = Decimal(minor).scaleb(-places)
+    return f"{value:,.{places}f} {currency}"
 
 
 def percent(bp: int) -> str:

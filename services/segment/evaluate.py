@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.segment import money
+from services.common import money
 from services.segment.checks import (
     AllOf,
     AnyOf,
