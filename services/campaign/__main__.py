@@ -20,6 +20,7 @@ from services.campaign.clients import (
 )
 from services.campaign.config import CampaignSettings
 from services.campaign.dispatch import Dispatcher, DispatchSettings, wall_clock
+from services.campaign.estimating import Estimator
 from services.campaign.partner_api import PartnerApi, create_partner_app
 from services.campaign.pusher import Pusher
 from services.campaign.reporting import ProfileOrders, Reports
@@ -75,6 +76,7 @@ def main() -> None:
         partner_api.start()
     dispatcher.start(workers)
     campaigns = Campaigns(store, audiences, clock.now, wall_clock)
+    reports = Reports(store, orders)
 
     def stop() -> None:
         dispatcher.stop()
@@ -87,7 +89,8 @@ def main() -> None:
     serve(
         "campaign",
         [Registration(campaign_pb2_grpc.add_CampaignServiceServicer_to_server,
-                      CampaignServicer(campaigns, store, Reports(store, orders).report, clock.now),
+                      CampaignServicer(campaigns, store, reports.report, clock.now, compare=reports.compare,
+                                       estimator=Estimator(audiences)),
                       campaign_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name)],
         host=settings.host, port=settings.grpc_port, metrics_port=settings.metrics_port,
         workers=settings.grpc_workers, grace=settings.shutdown_grace_s, on_stop=stop,

@@ -35,6 +35,10 @@ class Audiences(Protocol):
     def members(self, segment: str) -> tuple[int, list[str]]: ...
 
 
+class ScoredAudiences(Protocol):
+    def scored_members(self, segment: str) -> tuple[int, list[str], list[float]]: ...
+
+
 class Recommendations(Protocol):
     def items(self, customer_ids: Sequence[str], k: int) -> dict[str, list[str]]: ...
 
@@ -103,12 +107,18 @@ class SegmentAudiences:
 
     def members(self, segment: str) -> tuple[int, list[str]]:
         """The segment's current version number and its members (the audience a launch freezes)."""
-        version, members = 0, list[str]()
+        version, members, _ = self.scored_members(segment)
+        return version, members
+
+    def scored_members(self, segment: str) -> tuple[int, list[str], list[float]]:
+        """The current version, its members, and their model scores (empty for a rule segment)."""
+        version, members, scores = 0, list[str](), list[float]()
         request = segment_pb2.StreamMembersRequest(name=segment, version=0, page_size=MEMBERS_PAGE)
         try:
             for page in self.stub.StreamMembers(request, timeout=self.timeout_s):
                 version = version or page.version
                 members.extend(page.customer_ids)
+                scores.extend(page.scores)
         except grpc.RpcError as error:
             message = f"segment {segment!r}: {error.details() or error.code().name}"
             if error.code() == grpc.StatusCode.NOT_FOUND:
@@ -118,7 +128,7 @@ class SegmentAudiences:
             if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument(message) from None
             raise Unavailable(message) from None
-        return version, members
+        return version, members, scores
 
 
 @dataclass

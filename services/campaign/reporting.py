@@ -16,7 +16,7 @@ from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.campaign import report
 from services.campaign.attribution import Order, attribute
 from services.campaign.store import CampaignStore
-from services.common.errors import Unavailable
+from services.common.errors import InvalidArgument, Unavailable
 
 PAGE = 5000
 
@@ -99,3 +99,13 @@ class Reports:
     def report(self, campaign_id: int) -> pb.CampaignReport:
         figures, days = self.figures(campaign_id)
         return to_proto(figures, campaign_id, days)
+
+    def compare(self, first_id: int, second_id: int) -> pb.CompareCampaignsResponse:
+        """Both reports and the side-by-side table; InvalidArgument when their currencies differ."""
+        (first, first_days), (second, second_days) = self.figures(first_id), self.figures(second_id)
+        try:
+            text = report.compare(first, second)
+        except ValueError as error:
+            raise InvalidArgument(str(error)) from None
+        return pb.CompareCampaignsResponse(first=to_proto(first, first_id, first_days),
+                                           second=to_proto(second, second_id, second_days), table=text)

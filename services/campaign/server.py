@@ -10,16 +10,18 @@ from marksman.campaign.v1 import campaign_pb2 as pb
 from marksman.campaign.v1 import campaign_pb2_grpc
 from marksman.common.v1 import common_pb2
 
-from services.campaign import convert
+from services.campaign import convert, estimating
 from services.campaign.campaigns import Campaigns, PartnerInput
+from services.campaign.estimating import AudienceSpec, Estimator, history_of, text
 from services.campaign.store import CampaignStore
-from services.common.errors import InvalidArgument
+from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.ids import is_valid_id
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 # Computes a campaign's report (services/campaign/report.py once wired); None: counts only.
 ReportFn = Callable[[int], pb.CampaignReport]
+CompareFn = Callable[[int, int], pb.CompareCampaignsResponse]
 
 
 def _id(value: int) -> int:
@@ -38,11 +40,14 @@ def _page_token(token: str) -> int:
 
 class CampaignServicer(campaign_pb2_grpc.CampaignServiceServicer):
     def __init__(self, campaigns: Campaigns, store: CampaignStore, report: ReportFn,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], *, compare: CompareFn | None = None,
+                 estimator: Estimator | None = None) -> None:
         self.campaigns = campaigns
         self.store = store
         self.report = report
         self.clock = clock
+        self.compare = compare
+        self.estimator = estimator or Estimator(None)
 
     def CreateCampaign(self, request: pb.CreateCampaignRequest, context: grpc.ServicerContext) -> pb.CreateCampaignResponse:
         created = self.campaigns.create(convert.spec_from_proto(request.spec))
@@ -109,6 +114,21 @@ class CampaignServicer(campaign_pb2_grpc.CampaignServiceServicer):
 
     def GetCampaignReport(self, request: pb.GetCampaignReportRequest, context: grpc.ServicerContext) -> pb.GetCampaignReportResponse:
         return pb.GetCampaignReportResponse(report=self.report(_id(request.id)))
+
+    def CompareCampaigns(self, request: pb.CompareCampaignsRequest, context: grpc.ServicerContext) -> pb.CompareCampaignsResponse:
+        if self.compare is None:
+            raise FailedPrecondition("reports are not wired in this process")
+        return self.compare(_id(request.first_id), _id(request.second_id))
+
+    def EstimateAudiences(self, request: pb.EstimateAudiencesRequest, context: grpc.ServicerContext) -> pb.EstimateAudiencesResponse:
+        audiences = [AudienceSpec(a.name, a.segment, a.cost_per_contact_minor) for a in request.audiences]
+        h = request.history
+        currency = request.budget.currency
+        results = self.estimator.estimate(
+            audiences, request.budget.amount_minor, currency,
+            history_of(h.response_rate, h.revenue_per_responder_minor, h.mean_score), request.scores_segment)
+        return pb.EstimateAudiencesResponse(estimates=[estimating.to_proto(r, currency) for r in results],
+                                            table=text(results, currency))
 
     def EraseCustomer(self, request: common_pb2.EraseCustomerRequest, context: grpc.ServicerContext) -> common_pb2.EraseCustomerResponse:
         if not is_valid_id(request.customer_id):

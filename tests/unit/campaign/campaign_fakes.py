@@ -103,6 +103,8 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
 class FakeSegment(segment_pb2_grpc.SegmentServiceServicer):
     members: dict[str, list[str]] = field(default_factory=dict)
     version: int = 7
+    # A model audience's member scores, in member order (a rule segment has none).
+    scores: dict[str, list[float]] = field(default_factory=dict)
 
     def StreamMembers(self, request: segment_pb2.StreamMembersRequest, context: grpc.ServicerContext) -> Iterator[segment_pb2.StreamMembersResponse]:
         if request.name not in self.members:
@@ -110,7 +112,8 @@ class FakeSegment(segment_pb2_grpc.SegmentServiceServicer):
         ids = self.members[request.name]
         size = request.page_size or 1000
         for first in range(0, max(len(ids), 1), size):
-            yield segment_pb2.StreamMembersResponse(customer_ids=ids[first : first + size], version=self.version)
+            yield segment_pb2.StreamMembersResponse(customer_ids=ids[first : first + size], version=self.version,
+                                                    scores=self.scores.get(request.name, [])[first : first + size])
 
 
 def serve_fakes(profile: FakeProfile, segment: FakeSegment) -> RunningServer:

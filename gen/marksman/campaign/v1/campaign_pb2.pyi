@@ -1209,3 +1209,239 @@ class GetCampaignReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCampaignReportResponse: _TypeAlias = GetCampaignReportResponse  # noqa: Y015
+
+@_typing.final
+class CompareCampaignsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_ID_FIELD_NUMBER: _builtins.int
+    SECOND_ID_FIELD_NUMBER: _builtins.int
+    first_id: _builtins.int
+    second_id: _builtins.int
+    def __init__(
+        self,
+        *,
+        first_id: _builtins.int = ...,
+        second_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_id", b"first_id", "second_id", b"second_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareCampaignsRequest: _TypeAlias = CompareCampaignsRequest  # noqa: Y015
+
+@_typing.final
+class CompareCampaignsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FIRST_FIELD_NUMBER: _builtins.int
+    SECOND_FIELD_NUMBER: _builtins.int
+    TABLE_FIELD_NUMBER: _builtins.int
+    table: _builtins.str
+    """One figure a line, the two campaigns in columns (targets, cost per contact, cost, responses, rate,
+    revenue, ROI both ways, uplift over the holdout with its interval).
+    """
+    @_builtins.property
+    def first(self) -> Global___CampaignReport: ...
+    @_builtins.property
+    def second(self) -> Global___CampaignReport: ...
+    def __init__(
+        self,
+        *,
+        first: Global___CampaignReport | None = ...,
+        second: Global___CampaignReport | None = ...,
+        table: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "second", b"second"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "second", b"second", "table", b"table"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompareCampaignsResponse: _TypeAlias = CompareCampaignsResponse  # noqa: Y015
+
+@_typing.final
+class AudienceToEstimate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    COST_PER_CONTACT_MINOR_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """A label for the table."""
+    segment: _builtins.str
+    """A segment: a model audience is taken highest score first; a rule segment in its own order."""
+    cost_per_contact_minor: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        segment: _builtins.str = ...,
+        cost_per_contact_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_per_contact_minor", b"cost_per_contact_minor", "name", b"name", "segment", b"segment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AudienceToEstimate: _TypeAlias = AudienceToEstimate  # noqa: Y015
+
+@_typing.final
+class ResponseHistory(_message.Message):
+    """What past campaigns showed: the response rate the model scores are calibrated to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_RATE_FIELD_NUMBER: _builtins.int
+    REVENUE_PER_RESPONDER_MINOR_FIELD_NUMBER: _builtins.int
+    MEAN_SCORE_FIELD_NUMBER: _builtins.int
+    response_rate: _builtins.float
+    """Share of past targeted customers who responded (0-1)."""
+    revenue_per_responder_minor: _builtins.int
+    mean_score: _builtins.float
+    """Mean model score of those past audiences (0-1]; 0: the scores are taken as calibrated already."""
+    def __init__(
+        self,
+        *,
+        response_rate: _builtins.float = ...,
+        revenue_per_responder_minor: _builtins.int = ...,
+        mean_score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mean_score", b"mean_score", "response_rate", b"response_rate", "revenue_per_responder_minor", b"revenue_per_responder_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResponseHistory: _TypeAlias = ResponseHistory  # noqa: Y015
+
+@_typing.final
+class EstimateAudiencesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUDIENCES_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    SCORES_SEGMENT_FIELD_NUMBER: _builtins.int
+    scores_segment: _builtins.str
+    """A model audience whose scores apply to members of rule segments; empty: rule members are unscored
+    (they get the past response rate).
+    """
+    @_builtins.property
+    def audiences(self) -> _containers.RepeatedCompositeFieldContainer[Global___AudienceToEstimate]:
+        """One or more audiences (at most 10), each estimated within the same budget."""
+
+    @_builtins.property
+    def budget(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def history(self) -> Global___ResponseHistory: ...
+    def __init__(
+        self,
+        *,
+        audiences: _abc.Iterable[Global___AudienceToEstimate] | None = ...,
+        budget: _common_pb2.Money | None = ...,
+        history: Global___ResponseHistory | None = ...,
+        scores_segment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "history", b"history"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audiences", b"audiences", "budget", b"budget", "history", b"history", "scores_segment", b"scores_segment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateAudiencesRequest: _TypeAlias = EstimateAudiencesRequest  # noqa: Y015
+
+@_typing.final
+class AudienceEstimate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    SCORED_FIELD_NUMBER: _builtins.int
+    EXPECTED_RESPONSES_FIELD_NUMBER: _builtins.int
+    RESPONSES_LOW_FIELD_NUMBER: _builtins.int
+    RESPONSES_HIGH_FIELD_NUMBER: _builtins.int
+    REVENUE_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
+    REVENUE_OVER_COST_FIELD_NUMBER: _builtins.int
+    NET_ROI_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    segment: _builtins.str
+    version: _builtins.int
+    """The segment's version the estimate read."""
+    members: _builtins.int
+    """Members of the segment, and those the budget pays for."""
+    contacts: _builtins.int
+    scored: _builtins.int
+    """Contacts with a model score (the rest count at the past response rate)."""
+    expected_responses: _builtins.float
+    responses_low: _builtins.float
+    responses_high: _builtins.float
+    revenue_over_cost: _builtins.float
+    """revenue / cost and (revenue - cost) / cost; unset when nothing would be spent."""
+    net_roi: _builtins.float
+    @_builtins.property
+    def revenue(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def cost(self) -> _common_pb2.Money: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        segment: _builtins.str = ...,
+        version: _builtins.int = ...,
+        members: _builtins.int = ...,
+        contacts: _builtins.int = ...,
+        scored: _builtins.int = ...,
+        expected_responses: _builtins.float = ...,
+        responses_low: _builtins.float = ...,
+        responses_high: _builtins.float = ...,
+        revenue: _common_pb2.Money | None = ...,
+        cost: _common_pb2.Money | None = ...,
+        revenue_over_cost: _builtins.float | None = ...,
+        net_roi: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_net_roi", b"_net_roi", "_revenue_over_cost", b"_revenue_over_cost", "cost", b"cost", "net_roi", b"net_roi", "revenue", b"revenue", "revenue_over_cost", b"revenue_over_cost"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_net_roi", b"_net_roi", "_revenue_over_cost", b"_revenue_over_cost", "contacts", b"contacts", "cost", b"cost", "expected_responses", b"expected_responses", "members", b"members", "name", b"name", "net_roi", b"net_roi", "responses_high", b"responses_high", "responses_low", b"responses_low", "revenue", b"revenue", "revenue_over_cost", b"revenue_over_cost", "scored", b"scored", "segment", b"segment", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__net_roi: _TypeAlias = _typing.Literal["net_roi"]  # noqa: Y015
+    _WhichOneofArgType__net_roi: _TypeAlias = _typing.Literal["_net_roi", b"_net_roi"]  # noqa: Y015
+    _WhichOneofReturnType__revenue_over_cost: _TypeAlias = _typing.Literal["revenue_over_cost"]  # noqa: Y015
+    _WhichOneofArgType__revenue_over_cost: _TypeAlias = _typing.Literal["_revenue_over_cost", b"_revenue_over_cost"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__net_roi) -> _WhichOneofReturnType__net_roi | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__revenue_over_cost) -> _WhichOneofReturnType__revenue_over_cost | None: ...
+
+Global___AudienceEstimate: _TypeAlias = AudienceEstimate  # noqa: Y015
+
+@_typing.final
+class EstimateAudiencesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESTIMATES_FIELD_NUMBER: _builtins.int
+    TABLE_FIELD_NUMBER: _builtins.int
+    table: _builtins.str
+    """The first two side by side, as text."""
+    @_builtins.property
+    def estimates(self) -> _containers.RepeatedCompositeFieldContainer[Global___AudienceEstimate]: ...
+    def __init__(
+        self,
+        *,
+        estimates: _abc.Iterable[Global___AudienceEstimate] | None = ...,
+        table: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimates", b"estimates", "table", b"table"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateAudiencesResponse: _TypeAlias = EstimateAudiencesResponse  # noqa: Y015

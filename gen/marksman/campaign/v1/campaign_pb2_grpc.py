@@ -105,6 +105,16 @@ class CampaignServiceStub:
                 request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportRequest.SerializeToString,
                 response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportResponse.FromString,
                 _registered_method=True)
+        self.CompareCampaigns = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/CompareCampaigns',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CompareCampaignsRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CompareCampaignsResponse.FromString,
+                _registered_method=True)
+        self.EstimateAudiences = channel.unary_unary(
+                '/marksman.campaign.v1.CampaignService/EstimateAudiences',
+                request_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.EstimateAudiencesRequest.SerializeToString,
+                response_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.EstimateAudiencesResponse.FromString,
+                _registered_method=True)
         self.EraseCustomer = channel.unary_unary(
                 '/marksman.campaign.v1.CampaignService/EraseCustomer',
                 request_serializer=marksman_dot_common_dot_v1_dot_common__pb2.EraseCustomerRequest.SerializeToString,
@@ -212,6 +222,21 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareCampaigns(self, request, context):
+        """Two campaigns' reports side by side, with the comparison table as text (the textbook's layout).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateAudiences(self, request, context):
+        """Predicted responses, revenue, cost and ROI of audiences on one budget, before anything is sent:
+        each audience's top that the budget pays for, scored by the segment service's model scores.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EraseCustomer(self, request, context):
         """Anonymises the customer's deliveries (counts stay for the reports) and tombstones the id.
         """
@@ -291,6 +316,16 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.GetCampaignReport,
                     request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportRequest.FromString,
                     response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportResponse.SerializeToString,
+            ),
+            'CompareCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareCampaigns,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CompareCampaignsRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.CompareCampaignsResponse.SerializeToString,
+            ),
+            'EstimateAudiences': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateAudiences,
+                    request_deserializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.EstimateAudiencesRequest.FromString,
+                    response_serializer=marksman_dot_campaign_dot_v1_dot_campaign__pb2.EstimateAudiencesResponse.SerializeToString,
             ),
             'EraseCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.EraseCustomer,
@@ -676,6 +711,60 @@ class CampaignService:
             '/marksman.campaign.v1.CampaignService/GetCampaignReport',
             marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportRequest.SerializeToString,
             marksman_dot_campaign_dot_v1_dot_campaign__pb2.GetCampaignReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/CompareCampaigns',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.CompareCampaignsRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.CompareCampaignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateAudiences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/marksman.campaign.v1.CampaignService/EstimateAudiences',
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.EstimateAudiencesRequest.SerializeToString,
+            marksman_dot_campaign_dot_v1_dot_campaign__pb2.EstimateAudiencesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,12 @@ class CampaignServiceStub:
     """Deliveries of a campaign, optionally of one state (STATE_DEAD: the dead letters), paged by id."""
     GetCampaignReport: _grpc.UnaryUnaryMultiCallable[_campaign_pb2.GetCampaignReportRequest, _campaign_pb2.GetCampaignReportResponse]
     """Targeted, holdout, sent, delivered, responses, revenue, cost, ROI and the uplift over the holdout."""
+    CompareCampaigns: _grpc.UnaryUnaryMultiCallable[_campaign_pb2.CompareCampaignsRequest, _campaign_pb2.CompareCampaignsResponse]
+    """Two campaigns' reports side by side, with the comparison table as text (the textbook's layout)."""
+    EstimateAudiences: _grpc.UnaryUnaryMultiCallable[_campaign_pb2.EstimateAudiencesRequest, _campaign_pb2.EstimateAudiencesResponse]
+    """Predicted responses, revenue, cost and ROI of audiences on one budget, before anything is sent:
+    each audience's top that the budget pays for, scored by the segment service's model scores.
+    """
     EraseCustomer: _grpc.UnaryUnaryMultiCallable[_common_pb2.EraseCustomerRequest, _common_pb2.EraseCustomerResponse]
     """Anonymises the customer's deliveries (counts stay for the reports) and tombstones the id."""
 
@@ -97,6 +103,12 @@ class CampaignServiceAsyncStub(CampaignServiceStub):
     """Deliveries of a campaign, optionally of one state (STATE_DEAD: the dead letters), paged by id."""
     GetCampaignReport: _aio.UnaryUnaryMultiCallable[_campaign_pb2.GetCampaignReportRequest, _campaign_pb2.GetCampaignReportResponse]  # type: ignore[assignment]
     """Targeted, holdout, sent, delivered, responses, revenue, cost, ROI and the uplift over the holdout."""
+    CompareCampaigns: _aio.UnaryUnaryMultiCallable[_campaign_pb2.CompareCampaignsRequest, _campaign_pb2.CompareCampaignsResponse]  # type: ignore[assignment]
+    """Two campaigns' reports side by side, with the comparison table as text (the textbook's layout)."""
+    EstimateAudiences: _aio.UnaryUnaryMultiCallable[_campaign_pb2.EstimateAudiencesRequest, _campaign_pb2.EstimateAudiencesResponse]  # type: ignore[assignment]
+    """Predicted responses, revenue, cost and ROI of audiences on one budget, before anything is sent:
+    each audience's top that the budget pays for, scored by the segment service's model scores.
+    """
     EraseCustomer: _aio.UnaryUnaryMultiCallable[_common_pb2.EraseCustomerRequest, _common_pb2.EraseCustomerResponse]  # type: ignore[assignment]
     """Anonymises the customer's deliveries (counts stay for the reports) and tombstones the id."""
 
@@ -212,6 +224,24 @@ class CampaignServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_campaign_pb2.GetCampaignReportResponse, _abc.Awaitable[_campaign_pb2.GetCampaignReportResponse]]:
         """Targeted, holdout, sent, delivered, responses, revenue, cost, ROI and the uplift over the holdout."""
+
+    @_abc_1.abstractmethod
+    def CompareCampaigns(
+        self,
+        request: _campaign_pb2.CompareCampaignsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaign_pb2.CompareCampaignsResponse, _abc.Awaitable[_campaign_pb2.CompareCampaignsResponse]]:
+        """Two campaigns' reports side by side, with the comparison table as text (the textbook's layout)."""
+
+    @_abc_1.abstractmethod
+    def EstimateAudiences(
+        self,
+        request: _campaign_pb2.EstimateAudiencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_campaign_pb2.EstimateAudiencesResponse, _abc.Awaitable[_campaign_pb2.EstimateAudiencesResponse]]:
+        """Predicted responses, revenue, cost and ROI of audiences on one budget, before anything is sent:
+        each audience's top that the budget pays for, scored by the segment service's model scores.
+        """
 
     @_abc_1.abstractmethod
     def EraseCustomer(
