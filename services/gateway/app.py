@@ -15,6 +15,7 @@ from services.gateway.metrics import MetricsMiddleware
 from services.gateway.pricing_writer import QuoteWriter
 from services.gateway.requestid import RequestIdMiddleware
 from services.gateway.routes import admin, campaigns, customers, events, ops, recommendations, segments
+from services.gateway.routes import campaign_compare as compare_routes
 from services.gateway.routes import pricing as pricing_routes
 from services.gateway.routes import quotes as quote_routes
 from services.gateway.schemas import EventsIn
@@ -66,7 +67,7 @@ def create_app(
     app.state.quote_writer = QuoteWriter(app.state.pricing.save_quotes)
     app.state.upstreams = None
     routers = (customers.router, events.router, segments.router, recommendations.router, admin.router, ops.router,
-               quote_routes.router, pricing_routes.router, campaigns.router)
+               quote_routes.router, pricing_routes.router, campaigns.router, compare_routes.router)
     for router in routers:
         app.include_router(router)
     errors.install(app)
