@@ -27,6 +27,9 @@ class RecommendSettings(ServiceSettings):
     versions_kept: int = Field(default=5, ge=1)
     # Seconds popular items computed before any model is trained are reused.
     popular_ttl_s: float = Field(default=300.0, ge=0)
+    # Seconds between a replica's polls for a version promoted (or a customer erased) by another process;
+    # 0: never (one process serves).
+    follow_interval_s: float = Field(default=5.0, ge=0)
     # Threads LightFM trains with; 0: every core.
     train_threads: int = Field(default=0, ge=0)
 

@@ -186,6 +186,14 @@ class Serving:
                 shown = {sku for sku, flag in hidden.items() if not flag}
                 self._hidden = frozenset((self._hidden | now_hidden) - shown)
 
+    def known_customers(self) -> set[str]:
+        """Every customer held in memory: with features, or with a row in the serving model."""
+        loaded = self._loaded
+        known = set(self._features)
+        if loaded is not None:
+            known.update(loaded.recommender.customer_ids.tolist())
+        return known
+
     def forget(self, customer_id: str) -> int:
         """Drops the customer's model row, bought list and features from memory; returns what was dropped."""
         with self._lock:

@@ -248,6 +248,13 @@ class RecommendStore:
         with self.engine.connect() as conn:
             return self._serving(conn)
 
+    def serving_state(self) -> tuple[int | None, int, datetime | None]:
+        """What replicas poll (two indexed reads): the serving version, and the number and newest time of
+        the erasures, so a replica sees another process's promotion or erasure."""
+        with self.engine.connect() as conn:
+            erasures, newest = conn.execute(select(func.count(), func.max(tombstones_t.c.erased_at))).one()
+            return self._serving(conn), int(erasures), newest
+
     def get_version(self, version: int) -> ModelVersion:
         with self.engine.connect() as conn:
             row = conn.execute(select(versions_t).where(versions_t.c.version == version)).first()

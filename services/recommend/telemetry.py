@@ -17,6 +17,15 @@ SERVING_PRECISION = Gauge(
     "Offline precision@k of the serving model version on its held-out split (0 before any).",
 )
 SERVING_VERSION = Gauge("marksman_recommend_serving_model_version", "The model version being served (0: none).")
+SERVING_TRAINED = Gauge(
+    "marksman_recommend_serving_model_trained_timestamp_seconds",
+    "When the serving model version finished training (Unix seconds, by the service's clock; unset before any).",
+)
+FOLLOWS = Counter(
+    "marksman_recommend_model_follows_total",
+    "Polls of the store that found another process's promotion or erasure, by what came of them.",
+    ["outcome"],
+)
 RECOMMENDATIONS = Counter(
     "marksman_recommend_recommendations_total",
     "Answers of Recommend and SimilarItems, by what produced them (none: the model itself).",

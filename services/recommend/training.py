@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from services.common.clock import as_utc
 from services.common.errors import DomainError, FailedPrecondition
 from services.recommend import model
 from services.recommend.catalogue import items_from_interactions
@@ -41,7 +42,7 @@ from services.recommend.recommender import Recommender
 from services.recommend.serving import Serving
 from services.recommend.source import Source
 from services.recommend.store import FAILED, REJECTED, SERVING, SUPERSEDED, Outcome, RecommendStore
-from services.recommend.telemetry import SERVING_PRECISION, SERVING_VERSION, TRAINING_SECONDS
+from services.recommend.telemetry import SERVING_PRECISION, SERVING_TRAINED, SERVING_VERSION, TRAINING_SECONDS
 from services.recommend.weights import INTERACTION_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -145,14 +146,27 @@ class Trainer:
         version = self.store.serving_version()
         if version is None:
             return None
+        return version if self.follow(version) else None
+
+    def follow(self, version: int) -> bool:
+        """Serves a version promoted by another process (or before a restart) from its files, less the
+        customers erased since they were written; False when they cannot be read (serving is unchanged)."""
         try:
             recommender = self.files.load(version)
         except (OSError, ValueError):
-            log.exception("the files of serving version %d cannot be read; serving popular items until the next "
-                          "training", version)
-            return None
-        self._serve(version, recommender, precision_of(self.store.get_version(version).metrics))
-        return version
+            log.exception("the files of serving version %d cannot be read; serving what was served before",
+                          version)
+            return False
+        record = self.store.get_version(version)
+        with self.guard:
+            loaded = self.serving.loaded
+            if loaded is not None and loaded.version == version:
+                return True
+            erased = self.store.erased_among(recommender.customer_ids.tolist())
+            if erased:
+                recommender, _ = without_customers(recommender, erased)
+            self._serve(version, recommender, precision_of(record.metrics), record.finished_at)
+        return True
 
     def start(self, request: TrainRequest) -> int:
         """Records the run and starts it on a worker thread; FailedPrecondition while one runs."""
@@ -268,15 +282,18 @@ class Trainer:
             self.files.save(version, recommender)
             served = self.files.load(version)  # what serves is exactly what a restart would load
             outcome = Outcome(SERVING, reason, seconds=time.perf_counter() - started, **progress)
-            self.store.finish_version(version, outcome, self.clock(), serve=True)
-            self._serve(version, served, report.model.precision)
+            finished = self.clock()
+            self.store.finish_version(version, outcome, finished, serve=True)
+            self._serve(version, served, report.model.precision, finished)
         self._prune()
 
-    def _serve(self, version: int, recommender: Recommender, precision: float) -> None:
+    def _serve(self, version: int, recommender: Recommender, precision: float, trained_at: datetime | None) -> None:
         precision = 0.0 if math.isnan(precision) else precision
         self.serving.switch(version, recommender, precision, self.store.customer_features())
         SERVING_VERSION.set(version)
         SERVING_PRECISION.set(precision)
+        if trained_at is not None:
+            SERVING_TRAINED.set(as_utc(trained_at).timestamp())
 
     def _prune(self) -> None:
         """Keeps the files of the serving version and of the newest versions that served before it."""
