@@ -35,11 +35,26 @@ class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+# The message travels percent-encoded in the grpc-message trailer, and gRPC refuses trailers over its
+# metadata limit (8 KB soft, 16 KB hard) with RESOURCE_EXHAUSTED, at random between the two: a message that
+# echoes a long input (a 10,000-character rule) would turn a clear INVALID_ARGUMENT into a flaky failure.
+MAX_MESSAGE_BYTES = 2048
+
+
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status and message for an exception; unknown errors never leak their text."""
     if isinstance(error, DomainError):
-        return error.code, str(error)
+        return error.code, bounded(str(error))
     return grpc.StatusCode.INTERNAL, "internal error; see the service log"
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """`message` cut to at most `limit` UTF-8 bytes, saying how much was cut."""
+    encoded = message.encode()
+    if len(encoded) <= limit:
+        return message
+    kept = encoded[: limit - 40].decode(errors="ignore")
+    return f"{kept}... ({len(message) - len(kept)} more characters)"
 
 
 def rpc_failure(error: grpc.RpcError) -> str:
