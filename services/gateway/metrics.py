@@ -40,6 +40,11 @@ EVENT_REJECTIONS = Counter(
     ["reason"],
 )
 QUOTES = Counter("marksman_gateway_quotes_total", "Quotes given, by whether customer data was missing.", ["result"])
+QUOTE_RULES = Counter(
+    "marksman_gateway_quote_rules_applied_total",
+    "Pricing rules applied in the quotes given, by rule kind (vip_tiers, offer, payment, channel_price).",
+    ["kind"],
+)
 REDEMPTIONS = Counter(
     "marksman_gateway_redemptions_total",
     "Order events naming a quote, by result: recorded, duplicate, unknown_quote, already_redeemed.",
@@ -117,8 +122,11 @@ def count_events(accepted: int, duplicates: int, rejections: dict[str, int]) -> 
         EVENT_REJECTIONS.labels(reason).inc(n)
 
 
-def count_quote(degraded: bool) -> None:
+def count_quote(degraded: bool, applied_kinds: Sequence[str] = ()) -> None:
+    """One quote given, and each rule applied in it (kinds come from the rule schema's fixed set)."""
     QUOTES.labels("degraded" if degraded else "complete").inc()
+    for kind in applied_kinds:
+        QUOTE_RULES.labels(kind).inc()
 
 
 def count_redemptions(outcomes: dict[str, str]) -> None:

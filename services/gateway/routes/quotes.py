@@ -68,7 +68,7 @@ async def create_quote(body: QuoteIn, request: Request) -> Response:
     priced = price(rule_set, quote, facts, usage)
     stored, answer = pricing_quotes.build(quote, priced, unavailable, now, timedelta(seconds=config.quote_ttl_s))
     await request.app.state.quote_writer.save(stored)
-    count_quote(bool(unavailable))
+    count_quote(bool(unavailable), [applied.kind for applied in priced.discounts])
     return Response(answer, status_code=201, media_type="application/json",
                     headers={"Location": f"/v1/quotes/{stored.quote_id}"})
 

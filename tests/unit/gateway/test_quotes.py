@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
@@ -350,3 +351,18 @@ def test_without_a_segment_service_segment_offers_are_skipped_and_the_quote_says
     answer = quote(app_client, platform, customer_id="c-3")
     assert answer["degraded"] is True and answer["unavailable"]["segment"].startswith("segment service unavailable")
     assert applied(answer) == {"wallets": 45}
+
+
+def test_each_applied_rule_is_counted_by_kind(
+    app_client: TestClient, admin: dict[str, str], platform: dict[str, str], upstream: FakeServer
+) -> None:
+    def counted(kind: str) -> float:
+        return REGISTRY.get_sample_value("marksman_gateway_quote_rules_applied_total", {"kind": kind}) or 0.0
+
+    saved(app_client, admin)
+    customer(app_client, platform, "vip-2", spend_minor=1500)
+    upstream.profile.traits["vip-2"] = {"price_sensitivity": 0.2}
+    before = {kind: counted(kind) for kind in ("vip_tiers", "payment", "offer")}
+    quote(app_client, platform, customer_id="vip-2")
+    quote(app_client, platform, customer_id="vip-2", payment_channel="bank_card")
+    assert {kind: counted(kind) - before[kind] for kind in before} == {"vip_tiers": 2, "payment": 1, "offer": 0}
