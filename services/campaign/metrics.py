@@ -28,3 +28,9 @@ PUSH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 LAUNCHED = Counter("marksman_campaign_launch_deliveries_total", "Deliveries written by launches (holdout included).")
+RESPONSES = Counter(
+    "marksman_campaign_responses_total",
+    "Responses partners reported for sent messages, counted once per message: delivered, opened, clicked, "
+    "unsubscribed.",
+    ["kind"],
+)

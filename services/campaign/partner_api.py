@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.campaign import signing
 from services.campaign.clients import Contacts
+from services.campaign.metrics import RESPONSES
 from services.campaign.policy import CONSENT_FOR
 from services.campaign.store import (
     PENDING,
@@ -199,7 +200,10 @@ def create_partner_app(store: CampaignStore, contacts: Contacts, clock: Callable
                 contacts.revoke(delivery.customer_id, [needed] if needed else list(ALL_CONTACT_CHANNELS), at)
             except Unavailable:
                 return RETRY
-        return OK if store.set_receipt(delivery.id, event, at) else DUPLICATE
+        if not store.set_receipt(delivery.id, event, at):
+            return DUPLICATE
+        RESPONSES.labels(event).inc()
+        return OK
 
     @app.get("/partner/v1/deliveries/{key}", summary="One of this partner's messages")
     def delivery(key: str, who: Partner) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import grpc
 import httpx
 import pytest
 from marksman.profile.v1 import profile_pb2_grpc
+from prometheus_client import REGISTRY
 
 from services.campaign.campaigns import Campaigns, PartnerInput
 from services.campaign.clients import NoRecommendations, ProfileContacts
@@ -136,6 +137,10 @@ def test_another_partners_messages_are_forbidden(api: Api) -> None:
     assert api.lease(api.pusher).status_code == 409
 
 
+def responses(kind: str) -> float:
+    return REGISTRY.get_sample_value("marksman_campaign_responses_total", {"kind": kind}) or 0.0
+
+
 def test_receipts_are_idempotent_and_unsubscribe_revokes_consent(api: Api) -> None:
     messages = api.lease(max_messages=10).json()["messages"]
     api.puller.post("/partner/v1/acks", json={"acks": [{"idempotency_key": m["idempotency_key"], "status": "accepted"}
@@ -149,6 +154,7 @@ def test_receipts_are_idempotent_and_unsubscribe_revokes_consent(api: Api) -> No
         {"idempotency_key": second["idempotency_key"], "event": "bounced"},
         "not an object",
     ]}
+    before = {kind: responses(kind) for kind in ("delivered", "opened", "clicked", "unsubscribed")}
     answer = api.puller.post("/partner/v1/receipts", json=body)
     assert answer.status_code == 207
     assert [r["status"] for r in answer.json()["results"]] == ["ok", "ok", "ok", "not_found", "invalid", "invalid"]
@@ -156,6 +162,9 @@ def test_receipts_are_idempotent_and_unsubscribe_revokes_consent(api: Api) -> No
     assert api.profile.granted(first["customer_id"], "email")
     repeat = api.puller.post("/partner/v1/receipts", json={"receipts": body["receipts"][:3]})
     assert repeat.status_code == 200 and {r["status"] for r in repeat.json()["results"]} == {"duplicate"}
+    # Each message's response counts once, duplicates not again.
+    assert {kind: responses(kind) - n for kind, n in before.items()} == {"delivered": 1, "opened": 1, "clicked": 0,
+                                                                          "unsubscribed": 1}
     counts = api.store.get_campaign(api.campaign_id).counts
     assert counts is not None and (counts.delivered, counts.opened, counts.unsubscribed) == (1, 1, 1)
     detail = api.puller.get(f"/partner/v1/deliveries/{first['idempotency_key']}").json()
