@@ -13,6 +13,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.limits import BodyLimitMiddleware
 from services.gateway.metrics import MetricsMiddleware
 from services.gateway.pricing_writer import QuoteWriter
+from services.gateway.ratelimit import KeyRateLimiter
 from services.gateway.requestid import RequestIdMiddleware
 from services.gateway.routes import admin, campaigns, customers, events, ops, recommendations, segments
 from services.gateway.routes import campaign_compare as compare_routes
@@ -65,6 +66,8 @@ def create_app(
     # Pricing lives in the gateway's own database, beside the keys (one engine, one migration history).
     app.state.pricing = PricingStore(key_store.engine, current_ttl_s=settings.rule_set_cache_s)
     app.state.quote_writer = QuoteWriter(app.state.pricing.save_quotes)
+    # Per-key limits of the current rule set, counted in this process (auth.require enforces them).
+    app.state.rate_limiter = KeyRateLimiter()
     app.state.upstreams = None
     routers = (customers.router, events.router, segments.router, recommendations.router, admin.router, ops.router,
                quote_routes.router, pricing_routes.router, campaigns.router, compare_routes.router)

@@ -10,7 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway.errors import ApiError
-from services.gateway.store import KeyStore, Scopes
+from services.gateway.ratelimit import enforce
+from services.gateway.store import KeyStore, Principal, Scopes
 
 ADMIN = "admin"
 PLATFORM = "platform"
@@ -24,16 +25,17 @@ def _unauthorized(message: str, error: str | None = None) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": challenge})
 
 
-async def scopes_of(store: KeyStore, key: str) -> Scopes | None:
+async def principal_of(store: KeyStore, key: str) -> Principal | None:
     """From the in-memory cache when fresh; otherwise the database, off the event loop."""
-    hit, scopes = store.cached(key)
+    hit, found = store.cached_principal(key)
     if hit:
-        return scopes
-    return await run_in_threadpool(store.verify, key)
+        return found
+    return await run_in_threadpool(store.principal, key)
 
 
 def require(scope: str) -> Callable[..., Awaitable[Scopes]]:
-    """A dependency that admits keys holding `scope` (or admin): 401 without a valid key, 403 without the scope."""
+    """A dependency that admits keys holding `scope` (or admin): 401 without a valid key, 403 without the scope,
+    429 over the key's rate limit."""
 
     async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
@@ -41,12 +43,14 @@ def require(scope: str) -> Callable[..., Awaitable[Scopes]]:
         if credentials is None or not credentials.credentials:
             raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         store: KeyStore = request.app.state.keys
-        scopes = await scopes_of(store, credentials.credentials)
-        if scopes is None:
+        found = await principal_of(store, credentials.credentials)
+        if found is None:
             raise _unauthorized("invalid or revoked API key", "invalid_token")
-        if scope not in scopes and ADMIN not in scopes:
+        if scope not in found.scopes and ADMIN not in found.scopes:
             raise ApiError(403, f"this API key lacks the '{scope}' scope")
-        return scopes
+        request.state.api_key_name = found.name
+        await enforce(request, found)
+        return found.scopes
 
     dependency.__name__ = f"require_{scope}"
     return dependency

@@ -19,6 +19,7 @@ _DESCRIPTIONS = {
     413: "Body over the size limit, or a batch over 5,000 items: split it.",
     415: "The body is not sent as Content-Type: application/json.",
     422: "The body or a parameter failed validation.",
+    429: "The API key is over its rate limit (pricing rule set, channel_rules): retry after `Retry-After` seconds.",
     502: "An upstream service failed.",
     503: "An upstream service is unavailable or did not answer in time; retry.",
 }

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.gateway.channel_rules import CHANNEL_RULES_EXAMPLE, ChannelRules
 from services.gateway.schemas import (
     CURRENCY_PATTERN,
     SEGMENT_NAME_PATTERN,
@@ -190,6 +191,7 @@ RULE_SET_EXAMPLE: dict[str, Any] = {
         {"id": "wallets", "kind": "payment", "name": "Pay by wallet", "priority": 30,
          "payment_channels": ["wechat_pay", "alipay"], "discount_bp": 200},
     ],
+    "channel_rules": CHANNEL_RULES_EXAMPLE,
 }
 
 
@@ -203,6 +205,10 @@ class RuleSetIn(Strict):
     max_total_discount_bp: Discount = Field(default=BP, description="Most a line may be discounted, of its list price.")
     floor_bp: Discount = Field(default=0, description="A line never goes below this share of its list price.")
     rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES)
+    channel_rules: ChannelRules = Field(
+        default_factory=ChannelRules,
+        description="Per sales channel: recommendation filters and the campaign channels that may reach its "
+                    "customers; rate limits per API key.")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Any:

@@ -45,6 +45,14 @@ MAX_CACHE_ENTRIES = 10_000
 Scopes = frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A verified key: its name (what rate limits and logs know it by, never the key) and its scopes."""
+
+    name: str
+    scopes: Scopes
+
+
 def new_key() -> str:
     """`mk_` plus 32 URL-safe characters (192 random bits)."""
     return KEY_PREFIX + secrets.token_urlsafe(24)
@@ -60,8 +68,8 @@ class KeyStore:
     def __init__(self, engine: Engine, *, cache_ttl_s: float = 30.0) -> None:
         self.engine = engine
         self.cache_ttl_s = cache_ttl_s
-        # key hash -> (monotonic expiry, scopes or None for a refused key)
-        self._cache: dict[str, tuple[float, Scopes | None]] = {}
+        # key hash -> (monotonic expiry, the key or None for a refused key)
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -89,7 +97,12 @@ class KeyStore:
         return plaintext
 
     def cached(self, plaintext: str) -> tuple[bool, Scopes | None]:
-        """(hit, scopes) from the cache alone: lets the async path skip the database entirely."""
+        """(hit, scopes) from the cache alone."""
+        hit, found = self.cached_principal(plaintext)
+        return hit, None if found is None else found.scopes
+
+    def cached_principal(self, plaintext: str) -> tuple[bool, Principal | None]:
+        """(hit, key) from the cache alone: lets the async path skip the database entirely."""
         entry = self._cache.get(hash_key(plaintext))
         if entry is None or entry[0] < time.monotonic():
             return False, None
@@ -97,24 +110,30 @@ class KeyStore:
 
     def verify(self, plaintext: str) -> Scopes | None:
         """The key's scopes, or None for an unknown or revoked key; answers from the cache when fresh."""
+        found = self.principal(plaintext)
+        return None if found is None else found.scopes
+
+    def principal(self, plaintext: str) -> Principal | None:
+        """The key's name and scopes, or None for an unknown or revoked key; from the cache when fresh."""
         digest = hash_key(plaintext)
         entry = self._cache.get(digest)
         now = time.monotonic()
         if entry is not None and entry[0] >= now:
             return entry[1]
-        scopes = self._lookup(digest) if plaintext.startswith(KEY_PREFIX) else None
-        ttl = self.cache_ttl_s if scopes is not None else min(NEGATIVE_TTL_S, self.cache_ttl_s)
+        found = self._lookup(digest) if plaintext.startswith(KEY_PREFIX) else None
+        ttl = self.cache_ttl_s if found is not None else min(NEGATIVE_TTL_S, self.cache_ttl_s)
         with self._lock:
             if len(self._cache) >= MAX_CACHE_ENTRIES:
                 self._cache.clear()
-            self._cache[digest] = (now + ttl, scopes)
-        return scopes
+            self._cache[digest] = (now + ttl, found)
+        return found
 
-    def _lookup(self, digest: str) -> Scopes | None:
-        query = select(col(ApiKey.scopes)).where(col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None))
+    def _lookup(self, digest: str) -> Principal | None:
+        query = select(col(ApiKey.name), col(ApiKey.scopes)).where(
+            col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None))
         with self.engine.connect() as connection:
-            found = connection.execute(query).scalar_one_or_none()
-        return None if found is None else frozenset(s for s in found.split(",") if s)
+            found = connection.execute(query).first()
+        return None if found is None else Principal(found.name, frozenset(s for s in found.scopes.split(",") if s))
 
     def revoke(self, plaintext: str) -> bool:
         """Revokes a key; True when it existed and was active. Takes effect at once in this process."""
