@@ -15,6 +15,8 @@ from services.stack import GRPC_SERVICES, Stack
 
 DEFAULT_DATA_DIR = Path("var")
 DEMO_AS_OF = "2011-12-10T00:00:00Z"
+# services/demo/campaigns.py CUTOFF (kept here: the demo package needs the demo extra).
+DEMO_CAMPAIGN_AS_OF = "2011-11-01T00:00:00Z"
 
 
 def _print_stack(stack: Stack) -> None:
@@ -31,10 +33,13 @@ def _print_stack(stack: Stack) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     env: dict[str, str] = {}
+    service_env: dict[str, dict[str, str]] = {}
     if args.demo and not os.environ.get("MARKSMAN_AS_OF"):
         # The retail data ends on 2011-12-09: pin the clock so its customers are not all "churned".
         env["MARKSMAN_AS_OF"] = DEMO_AS_OF
-    stack = Stack(Path(args.data_dir), env=env)
+        # The demo's campaign pair is sent at its cut-off and measured on the real orders after it.
+        service_env["campaign"] = {"MARKSMAN_AS_OF": DEMO_CAMPAIGN_AS_OF}
+    stack = Stack(Path(args.data_dir), env=env, service_env=service_env)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     stack.start()

@@ -87,3 +87,10 @@ def post_all(
             _tally_customers(body, totals)
         totals["batches"] += 1
     return totals
+
+
+def add_totals(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    """Two post_all answers as one (a load in two parts)."""
+    total = {name: first[name] + second[name] for name in first if name != "reasons"}
+    total["reasons"] = [*first["reasons"], *second["reasons"]][:MAX_REASONS]
+    return total

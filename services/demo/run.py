@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 
-from services.demo import retail
-from services.demo.batches import post_all
+from services.cli import DEMO_AS_OF
+from services.common.clock import parse_instant
+from services.demo import campaigns, retail
+from services.demo.batches import add_totals, post_all
 from services.demo.predictive import print_predictive_models
 from services.demo.pricing import print_quotes
 from services.demo.recommend import print_recommendations
@@ -34,18 +36,30 @@ def _samples(frame: Any) -> list[str]:
     return [str(ids[0]), str(ids[len(ids) // 2]), str(lapsed)]
 
 
+def _admin(gateway_url: str, keys: dict[str, str]) -> httpx.Client:
+    return httpx.Client(base_url=gateway_url, timeout=120, headers={"Authorization": f"Bearer {keys['admin']}"})
+
+
 def run_demo(gateway_url: str, keys: dict[str, str], data_file: Path | None = None) -> dict[str, Any]:
     path = data_file or Path(os.environ.get("MARKSMAN_DEMO_DATA", DATA_FILE))
     started = time.perf_counter()
     frame = retail.load_frame(path)
     customers, events = retail.to_customers(frame), retail.to_events(frame)
+    # The orders after the campaign pair's cut-off are loaded once its audiences are cut and its messages sent.
+    events_before, events_after = campaigns.split_events(events)
     print(f"\nDemo: UCI Online Retail (CC BY 4.0, Chen 2015, doi:10.24432/C5BW33): {len(frame):,} clean rows "
           f"-> {len(customers):,} customers, {len(events):,} events "
           "(contacts, consent and channels are synthetic)")
     with httpx.Client(base_url=gateway_url, timeout=120) as client:
         loaded_c = post_all(client, "/v1/customers", keys["platform"], "customers", customers, BATCH)
-        loaded_e = post_all(client, "/v1/events", keys["platform"], "events", events, BATCH)
-        load_s = time.perf_counter() - started
+        loaded_e = post_all(client, "/v1/events", keys["platform"], "events", events_before, BATCH)
+        pair_started = time.perf_counter()
+        with _admin(gateway_url, keys) as admin_client:
+            pair = campaigns.run_first_half(admin_client, frame,
+                                            parse_instant(os.environ.get("MARKSMAN_AS_OF", DEMO_AS_OF)))
+        pair_s = time.perf_counter() - pair_started
+        loaded_e = add_totals(loaded_e, post_all(client, "/v1/events", keys["platform"], "events", events_after, BATCH))
+        load_s = time.perf_counter() - started - pair_s
         print(f"loaded through the gateway in {load_s:.1f} s: events accepted {loaded_e['accepted']:,}, "
               f"duplicates {loaded_e['duplicates']:,}, rejected {loaded_e['rejected']:,}; "
               f"customers created {loaded_c.get('created', 0):,}, updated {loaded_c.get('updated', 0):,}")
@@ -78,4 +92,7 @@ def run_demo(gateway_url: str, keys: dict[str, str], data_file: Path | None = No
         print_recommendations(client, keys, frame)
         print_quotes(client, keys, frame)
         predictive = print_predictive_models(client, keys)
-    return {"summary": s, "events": loaded_e, "customers": loaded_c, "predictive": predictive}
+        if pair is not None:
+            with _admin(gateway_url, keys) as admin_client:
+                campaigns.print_comparison(admin_client, pair)
+    return {"summary": s, "events": loaded_e, "customers": loaded_c, "predictive": predictive, "campaigns": pair}
