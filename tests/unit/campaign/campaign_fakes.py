@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from marksman.campaign.v1 import campaign_pb2_grpc
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 from marksman.segment.v1 import segment_pb2, segment_pb2_grpc
 
+from services.campaign.campaigns import Campaigns
+from services.campaign.clients import SegmentAudiences
+from services.campaign.estimating import Estimator
+from services.campaign.reporting import ProfileOrders, Reports
+from services.campaign.server import CampaignServicer
+from services.campaign.store import CampaignStore
 from services.common import protoenums as pe
+from services.common.db import make_engine
 from services.common.grpc_server import Registration, RunningServer, start
 
 
@@ -121,3 +131,36 @@ def serve_fakes(profile: FakeProfile, segment: FakeSegment) -> RunningServer:
         Registration(profile_pb2_grpc.add_ProfileServiceServicer_to_server, profile, "marksman.profile.v1.ProfileService"),
         Registration(segment_pb2_grpc.add_SegmentServiceServicer_to_server, segment, "marksman.segment.v1.SegmentService"),
     ], metrics_port=None, workers=16)
+
+
+@dataclass
+class RunningCampaign:
+    stub: campaign_pb2_grpc.CampaignServiceStub
+    store: CampaignStore
+    profile: FakeProfile
+    segment: FakeSegment
+
+
+@contextmanager
+def running_campaign(database: Path, now: datetime) -> Iterator[RunningCampaign]:
+    """The campaign servicer (SQLite store, clock at `now`) over real gRPC, its upstreams the fakes."""
+    profile, segment = FakeProfile(), FakeSegment()
+    fakes = serve_fakes(profile, segment)
+    upstream = grpc.insecure_channel(f"127.0.0.1:{fakes.port}")
+    store = CampaignStore(make_engine(f"sqlite:///{database}"))
+    store.migrate()
+    audiences = SegmentAudiences(segment_pb2_grpc.SegmentServiceStub(upstream), 10)
+    campaigns = Campaigns(store, audiences, lambda: now, lambda: datetime.now(UTC))
+    reports = Reports(store, ProfileOrders(profile_pb2_grpc.ProfileServiceStub(upstream), 10))
+    servicer = CampaignServicer(campaigns, store, reports.report, lambda: now, compare=reports.compare,
+                                estimator=Estimator(audiences))
+    server = start("campaign", [Registration(campaign_pb2_grpc.add_CampaignServiceServicer_to_server, servicer,
+                                             "marksman.campaign.v1.CampaignService")], metrics_port=None, workers=4)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield RunningCampaign(campaign_pb2_grpc.CampaignServiceStub(channel), store, profile, segment)
+    finally:
+        channel.close()
+        server.stop(0)
+        upstream.close()
+        fakes.stop(0)

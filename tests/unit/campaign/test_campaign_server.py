@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,50 +13,20 @@ import pytest
 from marksman.campaign.v1 import campaign_pb2 as pb
 from marksman.campaign.v1 import campaign_pb2_grpc
 from marksman.common.v1 import common_pb2
-from marksman.profile.v1 import profile_pb2_grpc
-from marksman.segment.v1 import segment_pb2_grpc
 
-from services.campaign.campaigns import Campaigns
-from services.campaign.clients import SegmentAudiences
-from services.campaign.reporting import ProfileOrders, Reports
-from services.campaign.server import CampaignServicer
-from services.campaign.store import CampaignStore, Outcome, Reserved
-from services.common.db import make_engine
-from services.common.grpc_server import Registration, start
-from tests.unit.campaign.campaign_fakes import FakeProfile, FakeSegment, customer, serve_fakes
+from services.campaign.store import Outcome, Reserved
+from tests.unit.campaign.campaign_fakes import RunningCampaign, customer, running_campaign
 
 NOW = datetime(2011, 12, 9, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class Running:
-    stub: campaign_pb2_grpc.CampaignServiceStub
-    store: CampaignStore
-    profile: FakeProfile
-    segment: FakeSegment
+Running = RunningCampaign
 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
-    profile, segment = FakeProfile(), FakeSegment()
-    fakes = serve_fakes(profile, segment)
-    upstream = grpc.insecure_channel(f"127.0.0.1:{fakes.port}")
-    store = CampaignStore(make_engine(f"sqlite:///{tmp_path / 'campaign.db'}"))
-    store.migrate()
-    campaigns = Campaigns(store, SegmentAudiences(segment_pb2_grpc.SegmentServiceStub(upstream), 10), lambda: NOW,
-                          lambda: datetime.now(UTC))
-    reports = Reports(store, ProfileOrders(profile_pb2_grpc.ProfileServiceStub(upstream), 10))
-    server = start("campaign", [Registration(campaign_pb2_grpc.add_CampaignServiceServicer_to_server,
-                                             CampaignServicer(campaigns, store, reports.report, lambda: NOW),
-                                             "marksman.campaign.v1.CampaignService")], metrics_port=None, workers=4)
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        yield Running(campaign_pb2_grpc.CampaignServiceStub(channel), store, profile, segment)
-    finally:
-        channel.close()
-        server.stop(0)
-        upstream.close()
-        fakes.stop(0)
+    with running_campaign(tmp_path / "campaign.db", NOW) as started:
+        yield started
 
 
 def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
