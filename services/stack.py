@@ -55,6 +55,8 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, tuple[int, int]] = field(default_factory=dict)
     partner_port: int = 0
+    # Processes per service, the first included (the scaling test runs two campaign and two recommend).
+    replicas: Mapping[str, int] = field(default_factory=lambda: dict(REPLICAS))
 
     def _ports(self, name: str) -> tuple[int, int]:
         if self.ephemeral_ports:
@@ -96,7 +98,7 @@ class Stack:
         return f"{self.host}:{self.ports[name][0]}"
 
     def replica_names(self, name: str) -> list[str]:
-        return [name] + [f"{name}-{n}" for n in range(2, REPLICAS.get(name, 1) + 1)]
+        return [name] + [f"{name}-{n}" for n in range(2, self.replicas.get(name, 1) + 1)]
 
     def target(self, name: str) -> str:
         """The gRPC target of every process of a service ("ipv4:h:p1,h:p2" when there are several)."""
@@ -134,9 +136,10 @@ class Stack:
     def _replica_environment(self, environ: dict[str, str], name: str, replica: str) -> dict[str, str]:
         prefix = f"MARKSMAN_{name.upper()}_"
         grpc_port, metrics_port = self.ports[replica]
-        # One process per service runs the background work (profile's portrait updater).
+        # One process per service runs the background work (profile's portrait updater); a second campaign
+        # process serves its partner API on a free port (partners are given the first one's).
         return {**environ, prefix + "GRPC_PORT": str(grpc_port), prefix + "METRICS_PORT": str(metrics_port),
-                prefix + "BACKGROUND_WORK": "false"}
+                prefix + "BACKGROUND_WORK": "false", prefix + "PARTNER_PORT": "0"}
 
     def respawn(self, name: str, timeout: float = 60.0) -> None:
         """Starts a service's first process again with the environment it had (after a test killed it)."""

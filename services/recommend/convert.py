@@ -102,6 +102,7 @@ def wanted_from_proto(filters: pb.Filters) -> Wanted:
         categories_in=frozenset(filters.categories_in), categories_not_in=frozenset(filters.categories_not_in),
         exclude_skus=frozenset(filters.exclude_skus), only_in_stock=filters.only_in_stock,
         exclude_bought=filters.exclude_bought, respect_purchasing_power=filters.respect_purchasing_power,
+        brands_in=frozenset(filters.brands_in), brands_not_in=frozenset(filters.brands_not_in),
     )
 
 

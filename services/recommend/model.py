@@ -194,6 +194,7 @@ def train(
         item_categories=catalogue["category"].to_numpy(dtype=str),
         item_bands=np.asarray([band_number(b) for b in catalogue["price_band"].tolist()], dtype=np.int8),
         in_stock=catalogue["in_stock"].to_numpy(dtype=bool),
+        item_brands=catalogue["brand"].to_numpy(dtype=str),
         info={
             "params": params.to_dict(),
             "weights": weights.to_dict(),

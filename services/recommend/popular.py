@@ -55,5 +55,6 @@ def popularity_recommender(interactions: pd.DataFrame, items: Sequence[Item],
         item_categories=np.asarray([i.category if i else "" for i in known], dtype=str),
         item_bands=np.asarray([band_number(i.price_band) if i else 0 for i in known], dtype=np.int8),
         in_stock=np.asarray([i.in_stock if i else True for i in known], dtype=bool),
+        item_brands=np.asarray([i.brand if i else "" for i in known], dtype=str),
         info={"popularity_only": True, "orders": len(orders)},
     )

@@ -20,8 +20,10 @@ FORMAT = 1
 _ARRAY_FIELDS = (
     "customer_ids", "skus", "user_vectors", "item_vectors", "feature_names", "feature_vectors",
     "popularity", "segment_names", "segment_popularity", "bought_indptr", "bought_items",
-    "item_categories", "item_bands", "in_stock",
+    "item_categories", "item_bands", "in_stock", "item_brands",
 )
+# Artefacts saved before brands were kept load with every brand unknown ("").
+_OPTIONAL_ARRAYS = frozenset({"item_brands"})
 
 Floats = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
@@ -50,6 +52,8 @@ class Recommender:
     item_categories: npt.NDArray[np.str_]
     item_bands: npt.NDArray[np.int8]
     in_stock: npt.NDArray[np.bool_]
+    # One brand per item ("" unknown); empty: every brand unknown.
+    item_brands: npt.NDArray[np.str_] = field(default_factory=lambda: np.asarray([], dtype=str))
     info: dict[str, Any] = field(default_factory=dict)
 
     user_index: dict[str, int] = field(init=False, repr=False)
@@ -59,6 +63,8 @@ class Recommender:
     item_unit: Floats = field(init=False, repr=False)
     category_index: dict[str, int] = field(init=False, repr=False)
     category_codes: npt.NDArray[np.intp] = field(init=False, repr=False)
+    brand_index: dict[str, int] = field(init=False, repr=False)
+    brand_codes: npt.NDArray[np.intp] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.user_index = {str(c): i for i, c in enumerate(self.customer_ids.tolist())}
@@ -69,6 +75,11 @@ class Recommender:
         names, codes = np.unique(self.item_categories, return_inverse=True)
         self.category_index = {str(name): i for i, name in enumerate(names.tolist())}
         self.category_codes = codes.astype(np.intp)
+        if len(self.item_brands) != len(self.skus):
+            self.item_brands = np.full(len(self.skus), "", dtype=str)
+        names, codes = np.unique(self.item_brands, return_inverse=True)
+        self.brand_index = {str(name): i for i, name in enumerate(names.tolist())}
+        self.brand_codes = codes.astype(np.intp)
 
     @property
     def components(self) -> int:
@@ -113,10 +124,10 @@ class Recommender:
         if info.pop("format", None) != FORMAT:
             raise ValueError(f"{path}: not a recommender saved in format {FORMAT}")
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as data:
-            missing = [name for name in _ARRAY_FIELDS if name not in data.files]
+            missing = [name for name in _ARRAY_FIELDS if name not in data.files and name not in _OPTIONAL_ARRAYS]
             if missing:
                 raise ValueError(f"{path / ARRAYS_FILE}: missing arrays {missing}")
-            arrays = {name: data[name] for name in _ARRAY_FIELDS}
+            arrays = {name: data[name] for name in _ARRAY_FIELDS if name in data.files}
         return cls(**arrays, info=info)
 
 

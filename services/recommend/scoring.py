@@ -24,7 +24,8 @@ class UnknownItem(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Business filters; max_price_band ("p1".."p5") keeps items at or below it (items without a band pass)."""
+    """Business filters; max_price_band ("p1".."p5") keeps items at or below it (items without a band pass);
+    brands_in keeps items of those brands only (an item without a brand is left out)."""
 
     exclude_bought: bool = True
     only_in_stock: bool = False
@@ -32,6 +33,8 @@ class Filters:
     categories_not_in: frozenset[str] = frozenset()
     max_price_band: str = ""
     exclude_skus: frozenset[str] = frozenset()
+    brands_in: frozenset[str] = frozenset()
+    brands_not_in: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ def blocked_items(
     if not (
         (bought is not None and bought.size) or filters.only_in_stock or filters.categories_in
         or filters.categories_not_in or filters.max_price_band or filters.exclude_skus
+        or filters.brands_in or filters.brands_not_in
     ):
         return None
     blocked = ~recommender.in_stock if filters.only_in_stock else np.zeros(len(recommender.skus), dtype=bool)
@@ -87,6 +91,10 @@ def blocked_items(
         blocked |= ~_category_lookup(recommender, filters.categories_in)[recommender.category_codes]
     if filters.categories_not_in:
         blocked |= _category_lookup(recommender, filters.categories_not_in)[recommender.category_codes]
+    if filters.brands_in:
+        blocked |= ~_lookup(recommender.brand_index, filters.brands_in)[recommender.brand_codes]
+    if filters.brands_not_in:
+        blocked |= _lookup(recommender.brand_index, filters.brands_not_in)[recommender.brand_codes]
     if filters.max_price_band:
         ceiling = band_number(filters.max_price_band)
         if ceiling == 0:
@@ -99,9 +107,14 @@ def blocked_items(
 
 
 def _category_lookup(recommender: Recommender, categories: frozenset[str]) -> npt.NDArray[np.bool_]:
-    lookup = np.zeros(len(recommender.category_index), dtype=bool)
-    for name in categories:
-        code = recommender.category_index.get(name)
+    return _lookup(recommender.category_index, categories)
+
+
+def _lookup(index: Mapping[str, int], names: frozenset[str]) -> npt.NDArray[np.bool_]:
+    """True at the code of each name present in `index` (a category's or a brand's)."""
+    lookup = np.zeros(len(index), dtype=bool)
+    for name in names:
+        code = index.get(name)
         if code is not None:
             lookup[code] = True
     return lookup

@@ -34,6 +34,8 @@ class Wanted:
     only_in_stock: bool = False
     exclude_bought: bool = False
     respect_purchasing_power: bool = False
+    brands_in: frozenset[str] = frozenset()
+    brands_not_in: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +72,14 @@ def check_sku(sku: str, field: str = "sku") -> str:
 
 
 def check_wanted(wanted: Wanted) -> Wanted:
-    for name, values in (("categories_in", wanted.categories_in), ("categories_not_in", wanted.categories_not_in)):
+    for name, values, kind in (("categories_in", wanted.categories_in, "categories"),
+                               ("categories_not_in", wanted.categories_not_in, "categories"),
+                               ("brands_in", wanted.brands_in, "brands"),
+                               ("brands_not_in", wanted.brands_not_in, "brands")):
         if len(values) > MAX_CATEGORIES:
-            raise InvalidArgument(f"filters.{name} holds at most {MAX_CATEGORIES} categories")
+            raise InvalidArgument(f"filters.{name} holds at most {MAX_CATEGORIES} {kind}")
         if any(not v or len(v) > MAX_TEXT for v in values):
-            raise InvalidArgument(f"filters.{name}: each category must be 1-{MAX_TEXT} characters")
+            raise InvalidArgument(f"filters.{name}: each of the {kind} must be 1-{MAX_TEXT} characters")
     if len(wanted.exclude_skus) > MAX_EXCLUDED:
         raise InvalidArgument(f"filters.exclude_skus holds at most {MAX_EXCLUDED} skus")
     for sku in wanted.exclude_skus:
@@ -150,7 +155,8 @@ class Serving:
         segment = segment or (known.rfm_segment if known is not None else "")
         filters = Filters(exclude_bought=wanted.exclude_bought, only_in_stock=wanted.only_in_stock,
                           categories_in=wanted.categories_in, categories_not_in=wanted.categories_not_in,
-                          max_price_band=band, exclude_skus=wanted.exclude_skus | self._hidden)
+                          max_price_band=band, exclude_skus=wanted.exclude_skus | self._hidden,
+                          brands_in=wanted.brands_in, brands_not_in=wanted.brands_not_in)
         segment_feature = f"{SEGMENT_COLUMN}={segment}" if segment else None
         return Answer(top_k(recommender, customer_id, k, filters, segment_feature), version)
 
@@ -164,7 +170,8 @@ class Serving:
         recommender, version = loaded.recommender, loaded.version
         filters = Filters(exclude_bought=False, only_in_stock=wanted.only_in_stock,
                           categories_in=wanted.categories_in, categories_not_in=wanted.categories_not_in,
-                          exclude_skus=wanted.exclude_skus | self._hidden)
+                          exclude_skus=wanted.exclude_skus | self._hidden,
+                          brands_in=wanted.brands_in, brands_not_in=wanted.brands_not_in)
         features = None if sku in recommender.item_index else describe(sku)
         try:
             return Answer(similar_items(recommender, sku, k, filters, features), version)

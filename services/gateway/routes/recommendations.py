@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from services.gateway.auth import ADMIN, PLATFORM, require
 from services.gateway.batch import describe
+from services.gateway.channel_filters import ChannelAppliedOut, ChannelParam, for_request, merged
 from services.gateway.clients import Upstreams
 from services.gateway.deps import upstreams
 from services.gateway.errors import ApiError
@@ -137,6 +138,7 @@ class RecommendationsOut(BaseModel):
     fallback: str | None = Field(description="null when the customer's own model row ranked the items; else "
                                              "popular_in_segment, popular_overall or item_features.")
     items: list[ScoredOut]
+    channel: ChannelAppliedOut = Field(description="The sales channel and the channel rule whose filters applied.")
 
 
 class SimilarOut(BaseModel):
@@ -144,6 +146,7 @@ class SimilarOut(BaseModel):
     model_version: int | None
     fallback: str | None
     items: list[ScoredOut]
+    channel: ChannelAppliedOut = Field(description="The sales channel and the channel rule whose filters applied.")
 
 
 class TrainParamsIn(Strict):
@@ -309,7 +312,7 @@ NOT_CONFIGURED_503 = error_example(
     dependencies=Platform,
 )
 async def recommendations(
-    customer_id: CustomerId, clients: Clients, stub: Recommend, k: K = 10,
+    customer_id: CustomerId, clients: Clients, stub: Recommend, http: Request, k: K = 10,
     category: Categories = None, exclude_category: NotCategories = None, exclude: Excluded = None,
     in_stock: InStock = False,
     exclude_bought: Annotated[bool, Query(description="Leave out what the customer has bought.")] = True,
@@ -317,13 +320,17 @@ async def recommendations(
                                                      "(their purchasing power).")] = False,
     segment: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,32}$",
                                          description="RFM segment for a customer the model does not know.")] = None,
+    channel: ChannelParam = None,
 ) -> Response:
-    request = pb.RecommendRequest(customer_id=customer_id, k=k, segment=segment or "",
-                                  filters=_filters(category, exclude_category, exclude, in_stock, exclude_bought,
-                                                   within_budget))
+    applied = for_request(http, channel)
+    filters = merged(_filters(category, exclude_category, exclude, in_stock, exclude_bought, within_budget), applied)
+    if filters is None:  # the caller's categories and the channel's have none in common
+        return _json({"customer_id": customer_id, "model_version": None, "fallback": None, "items": [],
+                      "channel": applied.out()})
+    request = pb.RecommendRequest(customer_id=customer_id, k=k, segment=segment or "", filters=filters)
     answer = await clients.call(SERVICE, stub.Recommend, request)
     return _json({"customer_id": customer_id, "model_version": answer.model_version or None,
-                  "fallback": answer.fallback or None, "items": _ranked(answer.items)})
+                  "fallback": answer.fallback or None, "items": _ranked(answer.items), "channel": applied.out()})
 
 
 @router.get(
@@ -336,13 +343,17 @@ async def recommendations(
     dependencies=Platform,
 )
 async def similar_items(
-    sku: SkuPath, clients: Clients, stub: Recommend, k: K = 10, category: Categories = None,
+    sku: SkuPath, clients: Clients, stub: Recommend, http: Request, k: K = 10, category: Categories = None,
     exclude_category: NotCategories = None, exclude: Excluded = None, in_stock: InStock = False,
+    channel: ChannelParam = None,
 ) -> Response:
-    request = pb.SimilarItemsRequest(sku=sku, k=k, filters=_filters(category, exclude_category, exclude, in_stock))
-    answer = await clients.call(SERVICE, stub.SimilarItems, request)
+    applied = for_request(http, channel)
+    filters = merged(_filters(category, exclude_category, exclude, in_stock), applied)
+    if filters is None:  # the caller's categories and the channel's have none in common
+        return _json({"sku": sku, "model_version": None, "fallback": None, "items": [], "channel": applied.out()})
+    answer = await clients.call(SERVICE, stub.SimilarItems, pb.SimilarItemsRequest(sku=sku, k=k, filters=filters))
     return _json({"sku": sku, "model_version": answer.model_version or None, "fallback": answer.fallback or None,
-                  "items": _ranked(answer.items)})
+                  "items": _ranked(answer.items), "channel": applied.out()})
 
 
 def _check_items(body: bytes) -> tuple[list[dict[str, Any] | None], list[ItemIn], list[int]]:

@@ -159,7 +159,8 @@ def test_scopes(rec: TestClient, platform: dict[str, str], admin: dict[str, str]
 def test_similar_items(rec: TestClient, platform: dict[str, str]) -> None:
     similar = rec.get("/v1/items/85123A/similar?k=1&category=Home", headers=platform)
     assert similar.status_code == 200 and similar.json() == {
-        "sku": "85123A", "model_version": 3, "fallback": None, "items": [{"sku": "S9", "score": 0.5}]}
+        "sku": "85123A", "model_version": 3, "fallback": None, "items": [{"sku": "S9", "score": 0.5}],
+        "channel": {"name": "web", "rule": None, "rule_set_version": None, "filters": None}}
     missing = rec.get("/v1/items/NOPE/similar", headers=platform)
     assert missing.status_code == 404 and "NOPE" in missing.json()["error"]
 

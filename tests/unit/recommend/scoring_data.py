@@ -30,4 +30,5 @@ def recommender() -> Recommender:
         item_categories=np.array(["A", "A", "B", "B", "C", ""]),
         item_bands=np.array([1, 2, 3, 4, 5, 0], dtype=np.int8),
         in_stock=np.array([True, True, False, True, True, True]),
+        item_brands=np.array(["Own", "Own", "Other", "", "Own", "Other"]),
     )

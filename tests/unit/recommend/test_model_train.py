@@ -76,6 +76,23 @@ def test_skus_seen_only_in_events_get_featureless_rows() -> None:
     assert recommender.item_categories.tolist() == ["Home", "Toys", ""]
     assert recommender.item_bands.tolist() == [2, 4, 0]
     assert recommender.in_stock.tolist() == [True, True, True]
+    assert recommender.item_brands.tolist() == ["", "", ""]
+
+
+def test_item_brands_come_from_the_catalogue_and_an_artefact_saved_without_them_loads(tmp_path: Path) -> None:
+    interactions = frame([("a", "x", "order", 1, "2024-01-01"), ("b", "y", "view", 1, "2024-01-02")])
+    items = pd.DataFrame({"sku": ["x", "y"], "category": ["Home", "Toys"], "brand": ["Own", "Acme"]})
+    recommender = train(interactions, items, None, FAST)
+    assert dict(zip(recommender.skus.tolist(), recommender.item_brands.tolist(), strict=True)) == {
+        "x": "Own", "y": "Acme"}
+    recommender.save(tmp_path / "model")
+    assert Recommender.load(tmp_path / "model").item_brands.tolist() == recommender.item_brands.tolist()
+    # As saved before brands were kept: every brand unknown, so a brands_in filter leaves nothing.
+    with np.load(tmp_path / "model" / "arrays.npz") as data:
+        older = {name: data[name] for name in data.files if name != "item_brands"}
+    with (tmp_path / "model" / "arrays.npz").open("wb") as handle:
+        np.savez(handle, **older)
+    assert Recommender.load(tmp_path / "model").item_brands.tolist() == ["", ""]
 
 
 def test_represent_item_places_a_new_item_by_its_known_features(trained: tuple[Recommender, ...]) -> None:
@@ -102,7 +119,7 @@ def test_save_and_load_give_identical_scores(trained: tuple[Recommender, ...], t
     np.testing.assert_array_equal(loaded.user_vectors @ loaded.item_vectors.T,
                                   recommender.user_vectors @ recommender.item_vectors.T)
     for name in ("customer_ids", "skus", "popularity", "segment_popularity", "bought_indptr", "bought_items",
-                 "item_categories", "item_bands", "in_stock", "feature_names", "feature_vectors"):
+                 "item_categories", "item_bands", "in_stock", "item_brands", "feature_names", "feature_vectors"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(recommender, name))
     assert loaded.info == recommender.info
     assert loaded.segment_index == recommender.segment_index

@@ -32,6 +32,11 @@ def test_each_filter() -> None:
     # At or below p3, and items without a band pass.
     assert _skus(9, max_price_band="p3") == ("s1", "s2", "s5")
     assert _skus(2, exclude_skus=frozenset({"s1", "not-a-sku"})) == ("s2", "s3")
+    # Only the own brand (s0 is bought): an item without a brand never passes brands_in.
+    assert _skus(9, brands_in=frozenset({"Own"})) == ("s1", "s4")
+    assert _skus(9, brands_in=frozenset({"Own", "nobody"}), only_in_stock=True) == ("s1", "s4")
+    assert _skus(9, brands_not_in=frozenset({"Own"})) == ("s2", "s3", "s5")
+    assert _skus(9, brands_in=frozenset({"nobody"})) == ()
 
 
 def test_filters_combine() -> None:

@@ -166,6 +166,20 @@ def test_stock_and_purchasing_power_filters(trained: Stub) -> None:
     assert bands <= {"p1", ""}, bands
 
 
+
+def test_brand_filters(trained: Stub) -> None:
+    stub = trained
+    # c4 mostly buys group 4 (brand0); asked for brand1 only, it gets odd groups' items only.
+    odd = stub.Recommend(pb.RecommendRequest(customer_id="c4", k=10, filters=pb.Filters(brands_in=["brand1"])))
+    assert len(odd.items) == 10 and all(int(i.sku[1]) % 2 == 1 for i in odd.items), odd.items
+    even = stub.SimilarItems(pb.SimilarItemsRequest(sku=odd.items[0].sku, k=5,
+                                                    filters=pb.Filters(brands_not_in=["brand1"])))
+    assert even.items and all(int(i.sku[1]) % 2 == 0 for i in even.items), even.items
+    code, details = code_and_details(lambda: stub.Recommend(pb.RecommendRequest(
+        customer_id="c4", k=5, filters=pb.Filters(brands_in=[""]))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "filters.brands_in" in details
+
+
 def test_bad_requests_are_invalid_arguments(trained: Stub) -> None:
     stub = trained
     for request in (pb.RecommendRequest(customer_id="c1", k=0), pb.RecommendRequest(customer_id="c1", k=101),

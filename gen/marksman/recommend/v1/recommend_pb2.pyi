@@ -677,6 +677,8 @@ class Filters(_message.Message):
     ONLY_IN_STOCK_FIELD_NUMBER: _builtins.int
     EXCLUDE_BOUGHT_FIELD_NUMBER: _builtins.int
     RESPECT_PURCHASING_POWER_FIELD_NUMBER: _builtins.int
+    BRANDS_IN_FIELD_NUMBER: _builtins.int
+    BRANDS_NOT_IN_FIELD_NUMBER: _builtins.int
     only_in_stock: _builtins.bool
     exclude_bought: _builtins.bool
     """Leave out what the customer has bought before (Recommend only)."""
@@ -688,6 +690,12 @@ class Filters(_message.Message):
     def categories_not_in(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def exclude_skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def brands_in(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only items of these brands (e.g. the own brands a marketplace shows); an item without a brand is left out."""
+
+    @_builtins.property
+    def brands_not_in(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -697,10 +705,12 @@ class Filters(_message.Message):
         only_in_stock: _builtins.bool = ...,
         exclude_bought: _builtins.bool = ...,
         respect_purchasing_power: _builtins.bool = ...,
+        brands_in: _abc.Iterable[_builtins.str] | None = ...,
+        brands_not_in: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories_in", b"categories_in", "categories_not_in", b"categories_not_in", "exclude_bought", b"exclude_bought", "exclude_skus", b"exclude_skus", "only_in_stock", b"only_in_stock", "respect_purchasing_power", b"respect_purchasing_power"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brands_in", b"brands_in", "brands_not_in", b"brands_not_in", "categories_in", b"categories_in", "categories_not_in", b"categories_not_in", "exclude_bought", b"exclude_bought", "exclude_skus", b"exclude_skus", "only_in_stock", b"only_in_stock", "respect_purchasing_power", b"respect_purchasing_power"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
