@@ -1,5 +1,5 @@
-"""Campaign comparisons (admin): two audiences' predicted ROI on one budget before sending, and two campaigns'
-reports side by side after."""
+"""Campaign estimates and comparisons (admin): an audience's predicted ROI within a budget, two audiences' on one
+budget before sending, and two campaigns' reports side by side after."""
 
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ class HistoryIn(Strict):
     mean_score: float | None = Field(default=None, gt=0, le=1,
                                      description="The past audiences' mean model score; omit when the scores are "
                                                  "already campaign response probabilities.")
+
+
+class EstimateIn(Strict):
+    audience: AudienceIn
+    budget_minor: int = Field(ge=1, le=10**15, description="The audience's top that this pays for is estimated.")
+    currency: str = Field(pattern=CURRENCY_PATTERN, examples=["GBP"])
+    history: HistoryIn
+    scores_segment: SegmentName | None = Field(default=None, json_schema_extra={"pattern": SEGMENT_NAME_PATTERN},
+                                               description="A model audience whose scores apply to a rule segment's "
+                                                           "members; omitted: they count at the past rate.")
 
 
 class EstimateCompareIn(Strict):
@@ -102,22 +112,40 @@ def estimate_out(e: pb.AudienceEstimate) -> AudienceEstimateOut:
     )
 
 
+async def _estimate(clients: Clients, stub: Campaign, audiences: list[AudienceIn], budget_minor: int, currency: str,
+                    h: HistoryIn, scores_segment: str | None) -> pb.EstimateAudiencesResponse:
+    request = pb.EstimateAudiencesRequest(
+        audiences=[pb.AudienceToEstimate(name=a.name, segment=a.segment, cost_per_contact_minor=a.cost_per_contact_minor)
+                   for a in audiences],
+        budget=common_pb2.Money(amount_minor=budget_minor, currency=currency),
+        history=pb.ResponseHistory(response_rate=h.response_rate, revenue_per_responder_minor=h.revenue_per_responder_minor,
+                                   mean_score=h.mean_score or 0.0),
+        scores_segment=scores_segment or "")
+    # Reading whole audiences from segment takes as long as a big export: the longer deadline.
+    response: pb.EstimateAudiencesResponse = await clients.call(SERVICE, stub.EstimateAudiences, request,
+                                                                timeout_s=clients.ingest_timeout_s)
+    return response
+
+
+@router.post("/v1/campaigns/estimate", summary="Predicted ROI of an audience within a budget, before sending",
+             description="The audience's top that the budget pays for, its expected responses (model scores "
+                         "calibrated by the past response rate) with a 95% range, revenue, cost and ROI both ways.",
+             response_model=AudienceEstimateOut,
+             responses={**errors(400, 401, 403, 404, 409, 415, 422, 502), **UNAVAILABLE_503})
+async def estimate_one(body: EstimateIn, clients: Clients, stub: Campaign) -> AudienceEstimateOut:
+    response = await _estimate(clients, stub, [body.audience], body.budget_minor, body.currency, body.history,
+                               body.scores_segment)
+    return estimate_out(response.estimates[0])
+
+
 @router.post("/v1/campaigns/estimate/compare", summary="Predicted ROI of two audiences on the same budget",
              description="Before sending: each audience's top that the budget pays for, its expected responses "
                          "(model scores calibrated by the past response rate), revenue, cost and ROI both ways.",
              response_model=EstimateCompareOut,
              responses={**errors(400, 401, 403, 404, 409, 415, 422, 502), **UNAVAILABLE_503})
 async def estimate_compare(body: EstimateCompareIn, clients: Clients, stub: Campaign) -> EstimateCompareOut:
-    h = body.history
-    request = pb.EstimateAudiencesRequest(
-        audiences=[pb.AudienceToEstimate(name=a.name, segment=a.segment, cost_per_contact_minor=a.cost_per_contact_minor)
-                   for a in body.audiences],
-        budget=common_pb2.Money(amount_minor=body.budget_minor, currency=body.currency),
-        history=pb.ResponseHistory(response_rate=h.response_rate, revenue_per_responder_minor=h.revenue_per_responder_minor,
-                                   mean_score=h.mean_score or 0.0),
-        scores_segment=body.scores_segment or "")
-    # Reading whole audiences from segment takes as long as a big export: the longer deadline.
-    response = await clients.call(SERVICE, stub.EstimateAudiences, request, timeout_s=clients.ingest_timeout_s)
+    response = await _estimate(clients, stub, body.audiences, body.budget_minor, body.currency, body.history,
+                               body.scores_segment)
     return EstimateCompareOut(estimates=[estimate_out(e) for e in response.estimates], table=response.table)
 
 

@@ -41,9 +41,9 @@ class FakeCampaign(campaign_pb2_grpc.CampaignServiceServicer):
                                     members=2000, contacts=1000, scored=900, expected_responses=20.5,
                                     responses_low=11.7, responses_high=29.3, revenue=money(430_500),
                                     cost=money(500_000), revenue_over_cost=0.861, net_roi=-0.139)
-        empty = pb.AudienceEstimate(name=request.audiences[1].name, segment=request.audiences[1].segment, version=4,
-                                    members=10, revenue=money(0), cost=money(0))
-        return pb.EstimateAudiencesResponse(estimates=[first, empty], table=TABLE)
+        empty = [pb.AudienceEstimate(name=a.name, segment=a.segment, version=4, members=10, revenue=money(0),
+                                     cost=money(0)) for a in request.audiences[1:]]
+        return pb.EstimateAudiencesResponse(estimates=[first, *empty], table=TABLE)
 
     def CompareCampaigns(self, request: Any, context: Any) -> Any:
         self.requests.append(request)
@@ -173,3 +173,16 @@ def test_admin_scope_and_not_configured(api: TestClient, platform: dict[str, str
     assert api.get("/v1/campaigns/1/compare/2").status_code == 401
     # The default settings have no campaign address.
     assert client.get("/v1/campaigns/1/compare/2", headers=admin).status_code == 503
+
+
+def test_estimate_one_audience(api: TestClient, admin: dict[str, str], fake: tuple[FakeCampaign, str]) -> None:
+    one = {"audience": {"name": "rule", "segment": "bought-90-days", "cost_per_contact_minor": 500},
+           "budget_minor": 500_000, "currency": "GBP",
+           "history": {"response_rate": 0.02, "revenue_per_responder_minor": 21_000}}
+    response = api.post("/v1/campaigns/estimate", json=one, headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["contacts"] == 1000 and response.json()["net_roi"] == -0.139
+    sent = fake[0].requests[-1]
+    assert [a.segment for a in sent.audiences] == ["bought-90-days"] and sent.scores_segment == ""
+    missing = api.post("/v1/campaigns/estimate", json={k: v for k, v in one.items() if k != "audience"}, headers=admin)
+    assert missing.status_code == 422 and ["body", "audience"] in [d["loc"] for d in missing.json()["detail"]]
