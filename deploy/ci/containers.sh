@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI step (after `make test`): builds every image, runs the whole system with docker-compose, drives one
-# customer, event, portrait, recommendation and quote through the gateway, and tears everything down.
+# customer, event, portrait, recommendation and quote through the gateway, sends one campaign message to the
+# sample partner container, and tears everything down.
 # No registry is reachable here: base images are made with debootstrap + `docker import`, and the
 # service images install from a wheelhouse built on the host (pip inside a build cannot verify TLS).
 # Its own dockerd (own socket, data root, pid file; no iptables, no default bridge) is always stopped,
@@ -16,6 +17,8 @@ PROJECT=marksmanci
 GATEWAY_PORT=${MARKSMAN_CI_GATEWAY_PORT:-18080}
 PROMETHEUS_PORT=${MARKSMAN_CI_PROMETHEUS_PORT:-19090}
 PARTNER_PORT=${MARKSMAN_CI_PARTNER_PORT:-18090}
+SAMPLE_PORT=${MARKSMAN_CI_SAMPLE_PORT:-18095}
+SAMPLE_SECRET="ci$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 MIRROR=${MARKSMAN_CI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_IMAGE=marksman-ci/base:bookworm
 # Debian's client, of the same version as its dockerd (another docker CLI on PATH may want buildx).
@@ -264,6 +267,7 @@ drive() {
         "payment_channel":"alipay","lines":[{"sku":"85123A","list_price_minor":255,"quantity":2}]}')
     echo "$answer" | grep -q '"final_minor":510' || { echo "unexpected quote: $answer"; return 1; }
     log "price quote through the gateway: ok"
+    campaign_through_sample "$platform" "$admin"
     for _ in $(seq 1 40); do
         answer=$(curl --silent "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/targets?state=active")
         if echo "$answer" | grep -q '"health":"up"' && ! echo "$answer" | grep -q '"health":"\(down\|unknown\)"'; then
@@ -272,6 +276,41 @@ drive() {
         sleep 3
     done
     echo "Prometheus targets not all up: $answer"; return 1
+}
+
+json_field() {  # json_field NAME: the top-level field of the JSON object on stdin
+    "$ROOT/.venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+campaign_through_sample() {  # campaign_through_sample PLATFORM ADMIN: one message to the sample partner container
+    local platform=$1 admin=$2 answer cid state
+    call POST /v1/customers "$platform" '{"customers":[{"customer_id":"ci-m1","name":"CI Customer",
+        "email":"ci-m1@example.com","region":"Spain",
+        "consents":[{"channel":"email","granted":true,"changed_at":"2011-01-01T00:00:00Z"}]}]}' >/dev/null
+    call POST /v1/segments "$admin" '{"name":"ci-spain","rule":"region == \"Spain\""}' >/dev/null
+    # Segment reads the portrait once profile's updater has written it: sync and refresh until it is there.
+    for _ in $(seq 1 30); do
+        call POST /v1/admin/segments/sync "$admin" >/dev/null
+        answer=$(call POST /v1/segments/ci-spain/refresh "$admin")
+        [ "$(echo "$answer" | json_field size)" = 1 ] && break
+        sleep 1
+    done
+    [ "$(echo "$answer" | json_field size)" = 1 ] || { echo "segment ci-spain never held ci-m1: $answer"; return 1; }
+    call POST /v1/partners "$admin" "{\"name\":\"ci-sample\",\"channel\":\"email\",\"mode\":\"push\",
+        \"endpoint\":\"http://partner-sample:8095/messages\",\"secret\":\"$SAMPLE_SECRET\"}" >/dev/null
+    cid=$(call POST /v1/campaigns "$admin" '{"name":"ci","goal":"retention","segment":"ci-spain","currency":"GBP",
+        "channels":[{"channel":"email","partner":"ci-sample","cost_per_contact_minor":5}],
+        "template":"Hello {name}"}' | json_field id)
+    call POST "/v1/campaigns/$cid/launch" "$admin" >/dev/null
+    for _ in $(seq 1 60); do
+        state=$(call GET "/v1/campaigns/$cid" "$admin" | json_field state)
+        [ "$state" = completed ] && break
+        sleep 1
+    done
+    [ "$state" = completed ] || { echo "campaign $cid is $state, not completed"; return 1; }
+    answer=$(curl --silent --show-error --fail --max-time 30 "http://127.0.0.1:$SAMPLE_PORT/messages?campaign_id=$cid")
+    echo "$answer" | grep -q '"customer_id":"ci-m1"' || { echo "the sample partner did not get the message: $answer"; return 1; }
+    log "campaign $cid through the sample partner container: ok ($(echo "$answer" | head -c 160))"
 }
 
 main() {
@@ -286,6 +325,8 @@ main() {
         echo "MARKSMAN_GATEWAY_PUBLISH=127.0.0.1:$GATEWAY_PORT"
         echo "MARKSMAN_PROMETHEUS_PUBLISH=127.0.0.1:$PROMETHEUS_PORT"
         echo "MARKSMAN_CAMPAIGN_PARTNER_PUBLISH=127.0.0.1:$PARTNER_PORT"
+        echo "MARKSMAN_PARTNER_SAMPLE_PUBLISH=127.0.0.1:$SAMPLE_PORT"
+        echo "MARKSMAN_PARTNER_SAMPLE_SECRET=$SAMPLE_SECRET"
         echo "MARKSMAN_AS_OF=2011-12-10T00:00:00Z"
     } > "$WORK/.env"
     start_dockerd

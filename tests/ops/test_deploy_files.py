@@ -18,7 +18,8 @@ from tools.deploygen.__main__ import main as deploygen
 
 ROOT = catalog.ROOT
 OVERLAYS = sorted(p.name for p in (ROOT / "deploy/k8s/overlays").iterdir() if p.is_dir())
-COMPOSE_ENV = {"POSTGRES_PASSWORD": "only-for-the-test", "GRAFANA_ADMIN_PASSWORD": "only-for-the-test"}
+COMPOSE_ENV = {"POSTGRES_PASSWORD": "only-for-the-test", "GRAFANA_ADMIN_PASSWORD": "only-for-the-test",
+               "MARKSMAN_PARTNER_SAMPLE_SECRET": "only-for-the-test"}
 
 
 def test_rendered_files_are_current(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,6 +43,28 @@ def extras() -> set[str]:
 def test_production_overlay_names_an_image_for_every_service() -> None:
     overlay = yaml.safe_load((ROOT / "deploy/k8s/overlays/production/kustomization.yaml").read_text())
     assert {image["name"] for image in overlay["images"]} == {f"marksman/{s.name}" for s in catalog.load()}
+
+
+def test_compose_runs_the_sample_partner_from_the_campaign_image_with_a_health_check() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    partner = compose["partner-sample"]
+    assert partner["image"] == compose["campaign"]["image"] and "build" not in partner
+    assert partner["command"][:3] == ["python", "-m", "services.partner_sample"]
+    assert "http://127.0.0.1:8095/healthz" in partner["healthcheck"]["test"][-1]
+    assert "MARKSMAN_PARTNER_SAMPLE_SECRET" in partner["environment"]
+    # Compose only: no database for it, nothing in Kubernetes, not scraped.
+    assert "partner-sample" not in compose["postgres"]["environment"]["MARKSMAN_DATABASES"]
+    assert "partner-sample" not in {s.name for s in catalog.load()}
+    assert "partner-sample" not in (ROOT / "deploy/prometheus/prometheus.compose.yml").read_text()
+
+
+def test_catalog_rejects_a_sample_without_a_service_image(tmp_path: Path) -> None:
+    bad = tmp_path / "services.toml"
+    bad.write_text('[a]\nkind = "grpc"\nextra = "a"\n[sample.b]\nimage_of = "c"\nmodule = "m"\nport = 1\n'
+                   'secret_env = "S"\n')
+    assert [s.name for s in catalog.load(bad)] == ["a"]
+    with pytest.raises(ValueError, match="image_of 'c' is not a service"):
+        catalog.load_samples(bad)
 
 
 def test_catalog_rejects_unknown_upstreams(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def rendered() -> dict[Path, str]:
     services = catalog.load()
     root = catalog.ROOT
     files: dict[Path, str] = {
-        root / "docker-compose.yml": dump_yaml(compose.render(services)),
+        root / "docker-compose.yml": dump_yaml(compose.render(services, catalog.load_samples())),
         root / "deploy/prometheus/prometheus.local.yml": dump_yaml(prom.local()),
         root / "deploy/prometheus/prometheus.compose.yml": dump_yaml(prom.compose(services)),
         root / "deploy/k8s/base/services/kustomization.yaml": dump_yaml(kube.services_kustomization(services)),

@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "deploy" / "services.toml"
 DATA_DIR = "/var/lib/marksman"
 KINDS = ("grpc", "http")
+# The table of compose-only stand-ins ([sample.<name>]), apart from the services.
+SAMPLES = "sample"
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,34 @@ class Service:
         return values
 
 
+@dataclass(frozen=True)
+class Sample:
+    """A stand-in process for compose only (not Kubernetes): no database, no metrics, another service's image."""
+
+    name: str
+    image_of: str
+    module: str
+    port: int
+    secret_env: str
+
+    @property
+    def publish_env(self) -> str:
+        return f"MARKSMAN_{self.name.upper().replace('-', '_')}_PUBLISH"
+
+
+def load_samples(path: Path = CATALOG) -> list[Sample]:
+    """The [sample.<name>] tables; each runs from the image of a service in the catalog."""
+    samples = [Sample(name=name, **table) for name, table in tomllib.loads(path.read_text()).get(SAMPLES, {}).items()]
+    names = {s.name for s in load(path)}
+    for sample in samples:
+        if sample.image_of not in names:
+            raise ValueError(f"{path}: sample {sample.name}: image_of {sample.image_of!r} is not a service")
+    return samples
+
+
 def load(path: Path = CATALOG) -> list[Service]:
     raw = tomllib.loads(path.read_text())
+    raw.pop(SAMPLES, None)
     services = []
     for name, table in raw.items():
         table = dict(table)

@@ -1,10 +1,12 @@
-"""docker-compose.yml: one PostgreSQL (a database per service), the services, the gateway, Prometheus, Grafana."""
+"""docker-compose.yml: one PostgreSQL (a database per service), the services, the gateway, the sample partner,
+Prometheus, Grafana."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from tools.deploygen.catalog import DATA_DIR, Service
+from tools.deploygen.catalog import DATA_DIR, Sample, Service
 
 PROBE = ["CMD", "python", "-m", "services.common.healthcheck"]
 DB_USER = "${POSTGRES_USER:-marksman}"
@@ -49,7 +51,7 @@ def app(service: Service, addresses: dict[str, str]) -> dict[str, Any]:
     depends = {"postgres": {"condition": "service_healthy"}}
     depends.update({upstream: {"condition": "service_healthy"} for upstream in service.upstreams})
     entry: dict[str, Any] = {
-        "image": f"${{MARKSMAN_REGISTRY:-marksman}}/{service.name}:${{MARKSMAN_TAG:-latest}}",
+        "image": image(service.name),
         "build": {
             "context": ".",
             "args": {
@@ -118,10 +120,34 @@ def grafana() -> dict[str, Any]:
     }
 
 
-def render(services: list[Service]) -> dict[str, Any]:
+def image(service_name: str) -> str:
+    return f"${{MARKSMAN_REGISTRY:-marksman}}/{service_name}:${{MARKSMAN_TAG:-latest}}"
+
+
+def sample(entry: Sample) -> dict[str, Any]:
+    """A stand-in (the sample partner) from another service's image: nothing to build, its own command and probe."""
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{entry.port}/healthz', timeout=3)"
+    return {
+        "image": image(entry.image_of),
+        "command": ["python", "-m", entry.module, "--host", "0.0.0.0", "--port", str(entry.port)],
+        "environment": {entry.secret_env: f"${{{entry.secret_env}:?set {entry.secret_env} in .env (copy .env.example)}}"},
+        "read_only": True,
+        "tmpfs": ["/tmp"],
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "ports": [f"${{{entry.publish_env}:-127.0.0.1:{entry.port}}}:{entry.port}"],
+        "healthcheck": {"test": ["CMD", "python", "-c", probe], "interval": "10s", "timeout": "15s", "retries": 12,
+                        "start_period": "60s"},
+        "stop_grace_period": "10s",
+        "restart": "unless-stopped",
+    }
+
+
+def render(services: list[Service], samples: Sequence[Sample] = ()) -> dict[str, Any]:
     addresses = {s.name: f"{s.name}:{s.serving_port}" for s in services}
     body: dict[str, Any] = {"postgres": postgres(services)}
     body.update({s.name: app(s, addresses) for s in services})
+    body.update({s.name: sample(s) for s in samples})
     body["prometheus"] = prometheus()
     body["grafana"] = grafana()
     volumes = ["postgres-data", *(f"{s.name}-data" for s in services), "prometheus-data", "grafana-data"]
