@@ -68,7 +68,7 @@ def main() -> None:
     dispatcher = Dispatcher(store, contacts, recommendations, pusher, clock.now, DispatchSettings(
         claim_size=settings.claim_size, lease_s=settings.lease_s, poll_s=settings.poll_s,
         max_attempts=settings.max_attempts, backoff_base_s=settings.backoff_base_s,
-        backoff_max_s=settings.backoff_max_s))
+        backoff_max_s=settings.backoff_max_s, in_flight=settings.in_flight))
     partner_api = None
     if settings.partner_port >= 0:
         partner_api = PartnerApi(create_partner_app(store, contacts, clock.now, wall_clock, settings.pull_lease_s),

@@ -29,6 +29,8 @@ class CampaignSettings(ServiceSettings):
     workers: int = Field(default=2, ge=0)
     # Deliveries one worker claims at a time.
     claim_size: int = Field(default=500, ge=1, le=5000)
+    # Partner requests one worker has out at once while it prepares its next batch (pipelined dispatch).
+    in_flight: int = Field(default=4, ge=1, le=64)
     # How long a claim holds a delivery; a killed worker's rows are due again after it.
     lease_s: float = Field(default=60.0, gt=0)
     # Seconds an idle worker waits before looking for due deliveries again.

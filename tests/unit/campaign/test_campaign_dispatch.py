@@ -296,3 +296,54 @@ def test_send_time_lookups_read_profile_in_batches_of_at_most_a_thousand(
         profile.unavailable = True
         with pytest.raises(Unavailable):
             ProfileContacts(profile_pb2_grpc.ProfileServiceStub(channel), 5.0).lookup(["c1"])
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_pipelined_workers_send_every_message_once_and_stop_cleanly(
+        tmp_path: Path, upstreams: tuple[FakeProfile, FakeSegment, RunningServer], receiver: Receiver) -> None:
+    world = make_world(tmp_path, upstreams, receiver, claim_size=100, in_flight=3)
+    audience(world, 1000)
+    created = world.campaigns.create(spec(segment="vips", routes=(Route("email", "mailer", 2),)))
+    world.campaigns.launch(created.id)
+    world.receiver.faults(delay_ms=20)  # answers take a while, so several requests are out at once
+    world.dispatcher.start(1)
+    try:
+        wait_until(lambda: world.receiver.stats()["new"] >= 1000)
+    finally:
+        world.dispatcher.stop()
+    keys = keys_at_receiver(world.receiver, created.id)
+    assert len(keys) == len(set(keys)) == 1000 and world.receiver.stats()["duplicates"] == 0
+    info = world.store.get_campaign(created.id)
+    # stop() waited for the requests out: every one is recorded and nothing is left leased.
+    assert info.counts is not None and info.counts.sent == 1000 and info.spent_minor == 2000
+    assert all(d.state == "sent" for d in world.store.deliveries(created.id, None, 0, 1000))
+
+
+def test_frequency_cap_counts_messages_still_out_at_the_partner(
+        tmp_path: Path, upstreams: tuple[FakeProfile, FakeSegment, RunningServer], receiver: Receiver) -> None:
+    # Two capped campaigns over the same customers, running together: the second campaign's rows are planned
+    # while the first campaign's requests are still out (slow answers), before any of them is recorded as sent.
+    world = make_world(tmp_path, upstreams, receiver, claim_size=50, in_flight=4)
+    audience(world, 100)
+    capped = spec(segment="vips", routes=(Route("email", "mailer", 0),), cap=Cap(1, 7))
+    first, second = world.campaigns.create(capped), world.campaigns.create(capped)
+    world.campaigns.launch(first.id)
+    world.campaigns.launch(second.id)
+    world.receiver.faults(delay_ms=300)
+    world.dispatcher.start(1)
+    try:
+        wait_until(lambda: all(world.store.get_campaign(c.id).state is State.COMPLETED for c in (first, second)))
+    finally:
+        world.dispatcher.stop()
+        world.receiver.faults(delay_ms=0)
+    per_customer: dict[str, int] = {}
+    for message in world.receiver.messages():
+        per_customer[message["customer_id"]] = per_customer.get(message["customer_id"], 0) + 1
+    assert per_customer == {f"cust-{i:04d}": 1 for i in range(100)}
