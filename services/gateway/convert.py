@@ -22,13 +22,12 @@ from services.common.protoenums import (
     PAYMENT_CHANNEL,
     SALES_CHANNEL,
 )
+from services.gateway.event_structs import Event, parse_instant
 from services.gateway.schemas import (
     ConsentIn,
     ConsentOut,
     CustomerIn,
     CustomersOut,
-    EventIn,
-    LineIn,
     ModelAudienceIn,
     ModelAudienceOut,
     ModelQualityOut,
@@ -52,9 +51,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENT_TYPES = {name: protoenums.to_number(EVENT_TYPE, name) for name in protoenums.names(EVENT_TYPE)}
 _SALES = {name: protoenums.to_number(SALES_CHANNEL, name) for name in protoenums.names(SALES_CHANNEL)}
 _PAYMENTS = {name: protoenums.to_number(PAYMENT_CHANNEL, name) for name in protoenums.names(PAYMENT_CHANNEL)}
-_LINE_FIELDS = set(profile_pb2.Line.DESCRIPTOR.fields_by_name)
-if not set(LineIn.__annotations__) <= _LINE_FIELDS:
-    raise ImportError(f"LineIn has fields the Line proto lacks: {sorted(set(LineIn.__annotations__) - _LINE_FIELDS)}")
 
 
 def set_timestamp(target: Timestamp, value: datetime) -> None:
@@ -103,33 +99,32 @@ def customer_to_proto(customer: CustomerIn, now: datetime) -> profile_pb2.Custom
     return message
 
 
-def add_events(request: profile_pb2.IngestEventsRequest, events: Iterable[EventIn]) -> None:
+def add_events(request: profile_pb2.IngestEventsRequest, events: Iterable[Event]) -> None:
     """Appends the events to the request in place (no intermediate messages to copy)."""
     add_event = request.events.add
     for event in events:
-        sales, payment = event.get("sales_channel"), event.get("payment_channel")
+        sales, payment = event.sales_channel, event.payment_channel
         message = add_event(
-            event_id=event["event_id"],
-            type=_EVENT_TYPES[event["type"]],
-            customer_id=event.get("customer_id") or "",
-            anonymous_id=event.get("anonymous_id") or "",
+            event_id=event.event_id,
+            type=_EVENT_TYPES[event.type],
+            customer_id=event.customer_id or "",
+            anonymous_id=event.anonymous_id or "",
             sales_channel=_SALES[sales] if sales else 0,
             payment_channel=_PAYMENTS[payment] if payment else 0,
-            currency=event.get("currency") or "",
-            order_id=event.get("order_id") or "",
-            quote_id=event.get("quote_id") or "",
-            query=event.get("query") or "",
+            currency=event.currency or "",
+            order_id=event.order_id or "",
+            quote_id=event.quote_id or "",
+            query=event.query or "",
         )
-        set_timestamp(message.occurred_at, event["occurred_at"])
+        set_timestamp(message.occurred_at, parse_instant(event.occurred_at))
         add_line = message.lines.add
-        for line in event.get("lines", ()):
-            # LineIn's keys are the Line proto's fields (checked at import), so the dict unpacks into it.
-            if "quantity" not in line:
-                line["quantity"] = 1
-            add_line(**line)
+        for line in event.lines:
+            add_line(sku=line.sku, quantity=line.quantity, unit_price_minor=line.unit_price_minor,
+                     list_price_minor=line.list_price_minor, discount_minor=line.discount_minor,
+                     category=line.category, brand=line.brand)
 
 
-def events_request(events: Iterable[EventIn]) -> profile_pb2.IngestEventsRequest:
+def events_request(events: Iterable[Event]) -> profile_pb2.IngestEventsRequest:
     request = profile_pb2.IngestEventsRequest()
     add_events(request, events)
     return request

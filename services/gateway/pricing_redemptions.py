@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.gateway.batch import Batch
 from services.gateway.errors import ApiError
+from services.gateway.event_structs import parse_instant
 from services.gateway.metrics import count_redemptions
 from services.gateway.store import PricingStore, Redemption
 
@@ -24,14 +25,14 @@ def of_batch(checked: Batch, answer: profile_pb2.IngestEventsResponse | None) ->
     if answer is None:
         return []
     valid = checked.valid
-    quoted = {i for i, event in enumerate(valid) if event.get("quote_id") and event["type"] == "order"}
+    quoted = {i for i, event in enumerate(valid) if event.quote_id and event.type == "order"}
     if not quoted:
         return []
     found = []
     for result in answer.results:
         if result.index in quoted and result.status in _STORED:
             event = valid[result.index]
-            found.append(Redemption(event["event_id"], str(event.get("quote_id")), event["occurred_at"]))
+            found.append(Redemption(event.event_id, str(event.quote_id), parse_instant(event.occurred_at)))
     return found
 
 

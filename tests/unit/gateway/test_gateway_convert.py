@@ -11,6 +11,7 @@ from marksman.profile.v1 import profile_pb2
 
 from services.gateway import batch, convert
 from services.gateway.batch import EVENT
+from services.gateway.event_structs import from_validated
 from services.gateway.schemas import LineIn
 from tests.unit.gateway.gateway_fakes import order
 
@@ -33,11 +34,11 @@ def test_fast_timestamps_equal_from_datetime(value: datetime) -> None:
 
 
 def test_event_fields_and_enums() -> None:
-    event = EVENT.validate_python(order(
+    event = from_validated(EVENT.validate_python(order(
         "o-1", quote_id="q-1", order_id="ord-1", sales_channel="mini_program", payment_channel="wechat_pay",
         lines=[{"sku": "A", "quantity": 3, "unit_price_minor": 100, "list_price_minor": 150,
                 "discount_minor": 20, "category": "Home", "brand": "Acme"}],
-    ))
+    )))
     message = convert.events_request([event]).events[0]
     assert message.type == profile_pb2.EVENT_TYPE_ORDER
     assert message.sales_channel == common_pb2.SALES_CHANNEL_MINI_PROGRAM
@@ -50,7 +51,7 @@ def test_event_fields_and_enums() -> None:
 
 def test_a_thousand_events_convert_with_defaults_applied() -> None:
     lines = [{"sku": f"s{j}", "unit_price_minor": 100, "list_price_minor": 120, "category": "Home"} for j in range(5)]
-    events = [EVENT.validate_python(order(f"e{i}", lines=lines)) for i in range(1000)]
+    events = [from_validated(EVENT.validate_python(order(f"e{i}", lines=lines))) for i in range(1000)]
     request = convert.events_request(events)
     assert len(request.events) == 1000 and len(request.events[-1].lines) == 5
     # An absent quantity means one item; absent texts and prices are empty and zero.
@@ -65,7 +66,7 @@ def test_validation_reasons_name_the_field() -> None:
         {**order("x"), "colour": "red"},
         order("bad-sku", lines=[{"sku": "", "quantity": 1}, {"sku": "B", "unit_price_minor": -5}]),
     ])
-    assert [e["event_id"] for e in checked.valid] == ["ok"] and checked.positions == [0]
+    assert [e.event_id for e in checked.valid] == ["ok"] and checked.positions == [0]
     reasons = {r["index"]: r["reason"] for r in checked.results if r}
     assert "occurred_at" in reasons[1] and "time zone" in reasons[1]
     assert reasons[2].startswith("colour: Extra inputs are not permitted")
