@@ -1,22 +1,28 @@
-"""gRPC channels to the upstream services: one per service, opened at start, every call with a deadline."""
+"""gRPC channels to the upstream services: one per service, opened at start; every call with a deadline,
+through the upstream's circuit breaker, idempotent reads retried by the channel's retry policy."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from marksman.campaign.v1 import campaign_pb2, campaign_pb2_grpc
+from marksman.campaign.v1 import campaign_pb2_grpc
 from marksman.common.v1 import common_pb2
-from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
+from marksman.profile.v1 import profile_pb2_grpc
 from marksman.recommend.v1 import recommend_pb2, recommend_pb2_grpc
-from marksman.segment.v1 import segment_pb2, segment_pb2_grpc
+from marksman.segment.v1 import segment_pb2_grpc
 
+from services.gateway.breaker import Breaker, CircuitOpen, Policy, State, is_failure
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import UpstreamError
+from services.gateway.metrics import CIRCUIT_STATE, SHORT_CIRCUITED
+from services.gateway.popular import Items, PopularCache
+from services.gateway.retries import READS, full_service_name, service_config
 
 # As the servers (services.common.grpc_server): a batch of 5,000 events fits easily.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -30,12 +36,10 @@ CHANNEL_OPTIONS = [
     ("grpc.lb_policy_name", "round_robin"),
 ]
 # The full proto service names, as registered with each server's health servicer.
-SERVICE_NAMES = {
-    "profile": profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
-    "segment": segment_pb2.DESCRIPTOR.services_by_name["SegmentService"].full_name,
-    "recommend": recommend_pb2.DESCRIPTOR.services_by_name["RecommendService"].full_name,
-    "campaign": campaign_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name,
-}
+SERVICE_NAMES = {name: full_service_name(name) for name in READS}
+# Asked for recommend's popular items: an id no model knows, so the answer is the overall popular list.
+POPULAR_PROBE_ID = "gateway:popular"
+POPULAR_SIZE = 100
 _ERASER_STUBS: dict[str, Callable[[grpc.aio.Channel], Any]] = {
     "segment": segment_pb2_grpc.SegmentServiceStub,
     "recommend": recommend_pb2_grpc.RecommendServiceStub,
@@ -43,6 +47,7 @@ _ERASER_STUBS: dict[str, Callable[[grpc.aio.Channel], Any]] = {
 }
 
 Response = TypeVar("Response")
+HealthState = Literal["serving", "not_serving", "unreachable", "circuit_open"]
 
 
 @dataclass
@@ -51,6 +56,16 @@ class Upstream:
     address: str
     channel: grpc.aio.Channel
     health: health_pb2_grpc.HealthStub
+    breaker: Breaker
+
+
+@dataclass(frozen=True)
+class Health:
+    """One upstream's readiness: state serving / not_serving / unreachable / circuit_open, why, how fast."""
+
+    state: HealthState
+    detail: str | None
+    latency_s: float
 
 
 @dataclass
@@ -69,11 +84,15 @@ class Upstreams:
     segment: segment_pb2_grpc.SegmentServiceAsyncStub | None = None
     recommend: recommend_pb2_grpc.RecommendServiceAsyncStub | None = None
     campaign: campaign_pb2_grpc.CampaignServiceAsyncStub | None = None
+    # /readyz needs these; the others only degrade some routes
+    required: frozenset[str] = frozenset({"profile"})
+    # recommend's popular items, kept for when it cannot answer (None when recommend is not deployed)
+    popular: PopularCache | None = None
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> Upstreams:
         """Opens the channels (lazily connecting); call inside the running event loop."""
-        profile = _open("profile", settings.profile_addr)
+        profile = _open("profile", settings.profile_addr, settings)
         upstreams = {"profile": profile}
         erasers: dict[str, Any] = {}
         profile_stub = profile_pb2_grpc.ProfileServiceStub(profile.channel)
@@ -84,10 +103,10 @@ class Upstreams:
             if not address:
                 not_deployed.append(name)
                 continue
-            upstreams[name] = _open(name, address)
+            upstreams[name] = _open(name, address, settings)
             stubs[name] = _ERASER_STUBS[name](upstreams[name].channel)
             erasers[name] = stubs[name].EraseCustomer
-        return cls(
+        clients = cls(
             profile=profile_stub,
             upstreams=upstreams,
             timeout_s=settings.upstream_timeout_s,
@@ -98,10 +117,45 @@ class Upstreams:
             segment=stubs.get("segment"),
             recommend=stubs.get("recommend"),
             campaign=stubs.get("campaign"),
+            required=frozenset(settings.required_upstreams),
         )
+        if clients.recommend is not None:
+            clients.popular = PopularCache(clients.fetch_popular, settings.popular_refresh_s)
+            clients.popular.refresh_soon()
+        return clients
 
     async def close(self) -> None:
+        if self.popular is not None:
+            await self.popular.close()
         await asyncio.gather(*(u.channel.close(None) for u in self.upstreams.values()))
+
+    async def fetch_popular(self) -> Items:
+        """recommend's overall popular items, as a customer no model knows gets them."""
+        assert self.recommend is not None
+        request = recommend_pb2.RecommendRequest(customer_id=POPULAR_PROBE_ID, k=POPULAR_SIZE)
+        answer = await self.call("recommend", self.recommend.Recommend, request)
+        return [(item.sku, item.score) for item in answer.items]
+
+    def breaker(self, service: str) -> Breaker | None:
+        upstream = self.upstreams.get(service)
+        return upstream.breaker if upstream is not None else None
+
+    def _admit(self, service: str) -> tuple[Breaker | None, bool]:
+        breaker = self.breaker(service)
+        if breaker is None:
+            return None, False
+        try:
+            return breaker, breaker.admit()
+        except CircuitOpen:
+            SHORT_CIRCUITED.labels(service).inc()
+            raise
+
+    def _judge(self, code: grpc.StatusCode, timeout: float) -> bool | None:
+        """Whether a failed call counts against the upstream (None: no verdict)."""
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED and timeout < self.timeout_s:
+            # A caller's own short budget (a quote waits 0.25 s) ran out: that says little about the upstream.
+            return None
+        return is_failure(code)
 
     async def call(
         self,
@@ -111,12 +165,20 @@ class Upstreams:
         *,
         timeout_s: float | None = None,
     ) -> Response:
-        """Calls with a deadline; a failed call becomes UpstreamError naming the service."""
+        """Calls with a deadline through the service's breaker; a failed call becomes UpstreamError naming the
+        service (CircuitOpen when refused without calling)."""
         timeout = timeout_s if timeout_s is not None else self.timeout_s
+        breaker, probe = self._admit(service)
         try:
-            return await method(request, timeout=timeout)
+            answer = await method(request, timeout=timeout)
         except grpc.aio.AioRpcError as error:
+            self._settle(breaker, probe, self._judge(error.code(), timeout))
             raise UpstreamError(service, error.code(), error.details() or "", timeout) from None
+        except BaseException:
+            self._settle(breaker, probe, None)
+            raise
+        self._settle(breaker, probe, False)
+        return answer
 
     async def stream(
         self,
@@ -128,10 +190,26 @@ class Upstreams:
     ) -> list[Response]:
         """Reads a whole server stream under one deadline (the caller bounds its length in the request)."""
         timeout = timeout_s if timeout_s is not None else self.timeout_s
+        breaker, probe = self._admit(service)
         try:
-            return [message async for message in method(request, timeout=timeout)]
+            messages = [message async for message in method(request, timeout=timeout)]
         except grpc.aio.AioRpcError as error:
+            self._settle(breaker, probe, self._judge(error.code(), timeout))
             raise UpstreamError(service, error.code(), error.details() or "", timeout) from None
+        except BaseException:
+            self._settle(breaker, probe, None)
+            raise
+        self._settle(breaker, probe, False)
+        return messages
+
+    @staticmethod
+    def _settle(breaker: Breaker | None, probe: bool, failed: bool | None) -> None:
+        if breaker is None:
+            return
+        if failed is None:
+            breaker.release(probe)
+        else:
+            breaker.record(failed, probe)
 
     async def erase(self, service: str, customer_id: str) -> int:
         response: common_pb2.EraseCustomerResponse = await self.call(
@@ -139,17 +217,36 @@ class Upstreams:
         )
         return int(response.records_deleted)
 
-    async def check_health(self, service: str) -> str:
-        """"SERVING", or why not (status name or the call's error), within the health deadline."""
+    async def check_health(self, service: str) -> Health:
+        """The upstream's health check within the health deadline (not through its breaker: it is the probe
+        an operator wants even while calls are refused); an open circuit is reported as such."""
         upstream = self.upstreams[service]
         request = health_pb2.HealthCheckRequest(service=SERVICE_NAMES[service])
+        started = time.perf_counter()
         try:
             response = await upstream.health.Check(request, timeout=self.health_timeout_s)
         except grpc.aio.AioRpcError as error:
-            return f"{error.code().name}: {error.details() or ''}".strip()
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+            latency = time.perf_counter() - started
+            health = Health("unreachable", f"{error.code().name}: {error.details() or ''}".strip(), latency)
+        else:
+            latency = time.perf_counter() - started
+            status = str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+            health = Health("serving", None, latency) if status == "SERVING" else Health("not_serving", status, latency)
+        if upstream.breaker.state is State.OPEN:
+            retry_in = upstream.breaker.retry_in_s()
+            return Health("circuit_open", f"calls refused for {retry_in:.0f} s more; health check: "
+                          f"{health.detail or 'SERVING'}", latency)
+        return health
 
 
-def _open(name: str, address: str) -> Upstream:
-    channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-    return Upstream(name, address, channel, health_pb2_grpc.HealthStub(channel))
+def _open(name: str, address: str, settings: GatewaySettings) -> Upstream:
+    options = [*CHANNEL_OPTIONS,
+               ("grpc.enable_retries", 1),
+               ("grpc.service_config", service_config(name, settings.read_retries, settings.retry_backoff_s))]
+    channel = grpc.aio.insecure_channel(address, options=options)
+    policy = Policy(failures=settings.breaker_failures, window=settings.breaker_window,
+                    ratio=settings.breaker_failure_ratio, cooldown_s=settings.breaker_cooldown_s)
+    breaker = Breaker(name, policy)
+    # Read at every scrape, so the gauge shows an open breaker turning half-open without a call.
+    CIRCUIT_STATE.labels(name).set_function(lambda: int(breaker.state))
+    return Upstream(name, address, channel, health_pb2_grpc.HealthStub(channel), breaker)

@@ -31,6 +31,19 @@ class GatewaySettings(ServiceSettings):
     training_timeout_s: float = Field(default=300.0, gt=0)
     # /readyz must answer quickly even when an upstream hangs.
     health_timeout_s: float = Field(default=1.0, gt=0)
+    # /readyz is 503 while one of these is not ready; the others are reported as degraded but optional.
+    required_upstreams: list[str] = Field(default_factory=lambda: ["profile"])
+    # Circuit breaker per upstream: open after this many failures in a row, or this share of failures among
+    # the last `breaker_window` calls; calls then fail at once until a probe is let through after the cool-down.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_window: int = Field(default=20, ge=2)
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_cooldown_s: float = Field(default=10.0, gt=0)
+    # Idempotent reads are retried this often on UNAVAILABLE (gRPC caps attempts at 5), backoff from this.
+    read_retries: int = Field(default=2, ge=0, le=4)
+    retry_backoff_s: float = Field(default=0.05, gt=0)
+    # How old the popular items the recommendations fall back to may get before they are asked again.
+    popular_refresh_s: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=10 * MIB, ge=0)
     # Where the first start writes the admin and platform keys (`name=key` lines); empty: <data_dir>/api-keys.txt.
     bootstrap_keys_file: Path | None = None

@@ -50,6 +50,21 @@ REDEMPTIONS = Counter(
     "Order events naming a quote, by result: recorded, duplicate, unknown_quote, already_redeemed.",
     ["result"],
 )
+CIRCUIT_STATE = Gauge(
+    "marksman_gateway_upstream_circuit_state",
+    "Circuit breaker of each upstream: 0 closed, 1 half-open (one probe let through), 2 open (calls refused).",
+    ["upstream"],
+)
+SHORT_CIRCUITED = Counter(
+    "marksman_gateway_upstream_short_circuited_total",
+    "Upstream calls refused at once because the upstream's circuit was open.",
+    ["upstream"],
+)
+FALLBACKS = Counter(
+    "marksman_gateway_fallbacks_total",
+    "Answers served by a fallback because an upstream could not answer, by fallback.",
+    ["fallback"],
+)
 # Only names the HTTP API knows: anything else goes under "other" (the label set stays bounded).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -277,11 +277,6 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
 
 
-class ReadyOut(BaseModel):
-    status: Literal["ready", "not ready"]
-    upstreams: dict[str, str] = Field(description='Health of each configured upstream: "SERVING" or why not.')
-
-
 # ---- segments ----
 
 # As the segment service: lower-case letters, digits, '_' and '-', starting with a letter or digit.

@@ -226,6 +226,22 @@ def test_no_personal_data_in_metrics_or_logs(platform: httpx.Client, stack: Stac
     assert EMAIL not in logs and PHONE not in logs
 
 
+def test_a_stopped_recommend_gives_labelled_popular_items(stack: Stack, platform: httpx.Client) -> None:
+    # The recommendations answered above filled the gateway's popular list in the background.
+    assert platform.get("/v1/customers/it-r3/recommendations?k=3").json()["degraded"] is False
+    recommend = next(p for p in stack.processes if p.name == "recommend")
+    recommend.popen.send_signal(signal.SIGTERM)
+    recommend.popen.wait(15)
+    answer = platform.get("/v1/customers/it-r3/recommendations?k=3")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["degraded"] is True and body["fallback"] == "gateway_popular_cache" and len(body["items"]) == 3
+    assert body["degraded_reason"].startswith("recommend service unavailable")
+    ready = httpx.get(stack.gateway_url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["degraded"] == ["recommend"]
+    assert ready.json()["upstreams"]["recommend"]["state"] in ("unreachable", "circuit_open")
+
+
 def test_a_stopped_upstream_gives_503_quickly(stack: Stack, platform: httpx.Client) -> None:
     for profile in (p for p in stack.processes if p.name.startswith("profile")):
         profile.popen.send_signal(signal.SIGTERM)
@@ -234,4 +250,13 @@ def test_a_stopped_upstream_gives_503_quickly(stack: Stack, platform: httpx.Clie
     response = platform.get("/v1/customers/it-1/profile")
     assert response.status_code == 503 and "profile" in response.json()["error"]
     assert time.monotonic() - started < 5
-    assert httpx.get(stack.gateway_url + "/readyz").status_code == 503
+    ready = httpx.get(stack.gateway_url + "/readyz")
+    assert ready.status_code == 503 and ready.json()["upstreams"]["profile"]["required"] is True
+    assert ready.json()["upstreams"]["profile"]["state"] in ("unreachable", "circuit_open")
+    # Five failures in a row open profile's breaker: then calls are refused at once, with the wait.
+    for _ in range(5):
+        platform.get("/v1/customers/it-1/profile")
+    started = time.monotonic()
+    refused = platform.get("/v1/customers/it-1/profile")
+    assert refused.status_code == 503 and "circuit open" in refused.json()["error"], refused.text
+    assert int(refused.headers["Retry-After"]) >= 1 and time.monotonic() - started < 1.5

@@ -3,6 +3,7 @@ training and model versions (admin)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -19,8 +20,10 @@ from services.gateway.batch import describe
 from services.gateway.channel_filters import ChannelAppliedOut, ChannelParam, for_request, merged
 from services.gateway.clients import Upstreams
 from services.gateway.deps import upstreams
-from services.gateway.errors import ApiError
+from services.gateway.errors import ApiError, UpstreamError
+from services.gateway.metrics import FALLBACKS
 from services.gateway.openapi import body_schema, error_example, errors
+from services.gateway.popular import FALLBACK, fallback_answer
 from services.gateway.routes.customers import CustomerId
 from services.gateway.schemas import CURRENCY_PATTERN, AwareDatetime, MoneyOut, Strict
 
@@ -136,8 +139,18 @@ class RecommendationsOut(BaseModel):
     customer_id: str
     model_version: int | None = Field(description="null: popular items, no model trained yet.")
     fallback: str | None = Field(description="null when the customer's own model row ranked the items; else "
-                                             "popular_in_segment, popular_overall or item_features.")
+                                             "popular_in_segment, popular_overall or item_features; "
+                                             f"`{FALLBACK}` when recommend could not answer (degraded).")
     items: list[ScoredOut]
+    degraded: bool = Field(False, description="true: recommend could not answer (down, too slow, or its circuit "
+                                              "open) and the items are the popular list the gateway last got "
+                                              "from it.")
+    degraded_reason: str | None = Field(None, description="Why recommend could not answer (degraded only).")
+    relaxed_filters: list[str] = Field(
+        default_factory=list, description="Filters the degraded answer could not apply (exclude_bought, "
+                                          "within_budget, segment). A request with category or stock filters "
+                                          "gets 503 instead of a degraded answer.")
+    fallback_age_s: float | None = Field(None, description="Age of the popular list (degraded only).")
     channel: ChannelAppliedOut = Field(description="The sales channel and the channel rule whose filters applied.")
 
 
@@ -306,7 +319,10 @@ NOT_CONFIGURED_503 = error_example(
     summary="The customer's top-k items, with business filters",
     description="A customer the model does not know (new, or erased) gets the popular items of their RFM segment "
                 "(or `segment`), else overall; `fallback` says which. `model_version` is null before any model "
-                "is trained (popular items from the events). 409 when there is neither a model nor any order.",
+                "is trained (popular items from the events). 409 when there is neither a model nor any order. "
+                f"When recommend cannot answer, the answer is `degraded`: `fallback: {FALLBACK}`, the overall "
+                "popular items the gateway last got from recommend (refreshed in the background while it "
+                "answers), without the filters named in `relaxed_filters`.",
     response_model=RecommendationsOut,
     responses={**errors(401, 403, 409, 422, 502), **NOT_CONFIGURED_503},
     dependencies=Platform,
@@ -326,11 +342,23 @@ async def recommendations(
     filters = merged(_filters(category, exclude_category, exclude, in_stock, exclude_bought, within_budget), applied)
     if filters is None:  # the caller's categories and the channel's have none in common
         return _json({"customer_id": customer_id, "model_version": None, "fallback": None, "items": [],
-                      "channel": applied.out()})
+                      "degraded": False, "channel": applied.out()})
     request = pb.RecommendRequest(customer_id=customer_id, k=k, segment=segment or "", filters=filters)
-    answer = await clients.call(SERVICE, stub.Recommend, request)
+    try:
+        answer = await clients.call(SERVICE, stub.Recommend, request)
+    except UpstreamError as error:
+        popular = clients.popular
+        degraded = None if error.status != 503 or popular is None else fallback_answer(
+            popular.current, customer_id, k, request.filters, request.segment, error.error, time.monotonic())
+        if degraded is None:
+            raise
+        FALLBACKS.labels(FALLBACK).inc()
+        return _json({**degraded, "channel": applied.out()})
+    if clients.popular is not None:
+        clients.popular.refresh_soon()
     return _json({"customer_id": customer_id, "model_version": answer.model_version or None,
-                  "fallback": answer.fallback or None, "items": _ranked(answer.items), "channel": applied.out()})
+                  "fallback": answer.fallback or None, "items": _ranked(answer.items), "degraded": False,
+                  "channel": applied.out()})
 
 
 @router.get(
