@@ -119,16 +119,16 @@ class Dispatcher:
     def _campaigns(self, campaign_ids: set[int]) -> dict[int, Spec]:
         """The specs of the claimed rows' campaigns, read from the store once per campaign."""
         with self._guard:
-            missing = campaign_ids - self._specs.keys()
-        if missing:
-            found = {cid: spec for cid, (spec, _state) in self.store.specs_of(missing).items()}
-            with self._guard:
-                if len(self._specs) + len(found) > SPEC_CACHE_MAX:
-                    self._specs.clear()
-                self._specs.update(found)
-            return {cid: spec for cid, spec in {**self._specs, **found}.items() if cid in campaign_ids}
+            known = {cid: self._specs[cid] for cid in campaign_ids if cid in self._specs}
+        missing = campaign_ids - known.keys()
+        if not missing:
+            return known
+        found = {cid: spec for cid, (spec, _state) in self.store.specs_of(missing).items()}
         with self._guard:
-            return {cid: self._specs[cid] for cid in campaign_ids}
+            if len(self._specs) + len(found) > SPEC_CACHE_MAX:
+                self._specs.clear()
+            self._specs.update(found)
+        return known | found
 
     # ---- one batch ----
 

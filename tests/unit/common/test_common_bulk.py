@@ -1,14 +1,16 @@
-"""bulk_insert and member_of on SQLite and PostgreSQL: same stored values as Core, ids bound as one parameter."""
+"""bulk_insert, copy_rows and member_of on SQLite and PostgreSQL: same stored values as Core, ids bound as one parameter."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from services.common.db import _sqlite_datetime, bulk_insert, make_engine, member_of
+from services.common.db import _sqlite_datetime, bulk_insert, copy_rows, make_engine, member_of
 
 META = MetaData()
 THINGS = Table(
@@ -39,6 +41,25 @@ def test_bulk_insert_stores_what_core_stores(database_url: str) -> None:
     for i, w in enumerate(when):
         assert rows[f"b{i}"] == rows[f"c{i}"] == (w, i)
         assert raw[f"b{i}"] == raw[f"c{i}"]  # byte-identical storage, so ordering and comparisons agree
+
+
+def test_copy_rows_stores_what_core_stores_and_refuses_a_duplicate(database_url: str) -> None:
+    engine = make_engine(database_url)
+    META.create_all(engine)
+    when = [*instants(40), None]
+    with engine.begin() as conn:
+        assert copy_rows(conn, THINGS, [(f"p{i}", w, -i) for i, w in enumerate(when)], ("name", "at", "amount")) == 41
+        conn.execute(insert(THINGS), [{"name": f"c{i}", "at": w, "amount": -i} for i, w in enumerate(when)])
+    with engine.connect() as conn:
+        rows = {r.name: (r.at, r.amount) for r in conn.execute(select(THINGS))}
+        raw = {r[0]: r[1] for r in conn.exec_driver_sql("SELECT name, CAST(at AS TEXT) FROM things")}
+    for i, w in enumerate(when):
+        assert rows[f"p{i}"] == rows[f"c{i}"] == (w, -i)
+        assert raw[f"p{i}"] == raw[f"c{i}"]
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        copy_rows(conn, THINGS, [("fresh", None, 1), ("p0", None, 2)], ("name", "at", "amount"))
+    with engine.connect() as conn:  # the failed copy left nothing behind
+        assert conn.execute(select(THINGS.c.name).where(THINGS.c.name == "fresh")).first() is None
 
 
 def test_bulk_insert_can_skip_existing_keys(database_url: str) -> None:
