@@ -82,6 +82,9 @@ class Usage:
     budget_spent: Mapping[str, int] = field(default_factory=dict)
 
 
+_NO_USAGE = Usage()
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     rule_id: str
@@ -159,6 +162,15 @@ def needed_sources(rule_set: RuleSet, request: QuoteRequest) -> set[str]:
     """The customer facts worth asking for: those read by rules that apply at this time on this channel."""
     return {source for rule in rule_set.ordered
             if (source := _source(rule)) is not None and _time_or_channel(rule, request) is None}
+
+
+def usage_needed(rule_set: RuleSet, request: QuoteRequest, facts: CustomerFacts | None) -> list[str]:
+    """The limited offers (use limit or budget) this customer qualifies for: only their redemptions can change
+    the quote, so only they are worth a read (none for an anonymous shopper or one no offer targets)."""
+    return [rule.id for rule in rule_set.ordered
+            if isinstance(rule, OfferRule) and (rule.per_customer_limit is not None or rule.budget_minor is not None)
+            # Limits and budgets are >= 1, so with no usage the verdict rests on time, channel and condition alone.
+            and not isinstance(_eligibility(rule, request, facts, _NO_USAGE, rule_set.spec.currency), str)]
 
 
 def _source(rule: Any) -> str | None:

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from services.gateway.pricing import Priced, QuoteLine, QuoteRequest
-from services.gateway.pricing_rules import OfferRule, RuleSet
 from services.gateway.pricing_schemas import QuoteIn
 from services.gateway.store import NewQuote
 
@@ -26,12 +25,6 @@ def to_request(body: QuoteIn, at: datetime) -> QuoteRequest:
                   for ln in body.lines)
     return QuoteRequest(body.customer_id, body.currency, lines, body.sales_channel, body.payment_channel,
                         at.astimezone(UTC))
-
-
-def limited_offers(rule_set: RuleSet) -> list[str]:
-    """Offers whose use limit or budget makes the quote read redemptions."""
-    return [r.id for r in rule_set.ordered
-            if isinstance(r, OfferRule) and (r.per_customer_limit is not None or r.budget_minor is not None)]
 
 
 def build(request: QuoteRequest, priced: Priced, unavailable: dict[str, str], now: datetime,

@@ -15,7 +15,7 @@ from services.gateway.deps import settings, upstreams
 from services.gateway.errors import ApiError
 from services.gateway.metrics import count_quote
 from services.gateway.openapi import error_example, errors
-from services.gateway.pricing import CustomerFacts, Usage, needed_sources, price
+from services.gateway.pricing import CustomerFacts, Usage, needed_sources, price, usage_needed
 from services.gateway.pricing_schemas import QUOTE_EXAMPLE, QuoteIn, QuoteOut
 from services.gateway.routes.pricing import Store
 from services.gateway.schemas import ID_PATTERN
@@ -60,7 +60,7 @@ async def create_quote(body: QuoteIn, request: Request) -> Response:
             facts, unavailable = await pricing_facts.gather(
                 upstreams(request), quote.customer_id, sources, rule_set.window_days(), quote.at,
                 config.pricing_timeout_s)
-    offers = pricing_quotes.limited_offers(rule_set)
+    offers = usage_needed(rule_set, quote, facts)
     usage = Usage()
     if offers:
         usage = (store.usage(quote.customer_id, offers) if store.inline_reads

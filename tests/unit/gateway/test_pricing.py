@@ -23,6 +23,7 @@ from services.gateway.pricing import (
     needed_sources,
     percent,
     price,
+    usage_needed,
 )
 from services.gateway.pricing_rules import RuleSet, RuleSetIn
 
@@ -348,6 +349,32 @@ def test_the_same_input_and_version_always_give_the_same_quote(
     facts_ = _complete(facts_)
     again = RuleSet(rule_set.version, RuleSetIn.model_validate_json(rule_set.spec.model_dump_json()), AT + timedelta(1))
     assert price(rule_set, request, facts_, usage) == price(again, request, facts_, usage)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rule_sets(), requests, customer_facts, usages)
+def test_reading_usage_only_for_the_offers_in_play_gives_the_same_quote(
+    rule_set: RuleSet, request: QuoteRequest, facts_: CustomerFacts | None, usage: Usage
+) -> None:
+    # The quote route reads redemptions only for usage_needed(): the rest of the usage must never matter.
+    facts_ = _complete(facts_)
+    wanted = set(usage_needed(rule_set, request, facts_))
+    read = Usage({k: v for k, v in usage.customer_uses.items() if k in wanted},
+                 {k: v for k, v in usage.budget_spent.items() if k in wanted})
+    assert price(rule_set, request, facts_, read) == price(rule_set, request, facts_, usage)
+
+
+def test_usage_is_needed_only_for_limited_offers_the_customer_qualifies_for() -> None:
+    limited = {**OFFER, "per_customer_limit": 1}
+    budgeted = {**OFFER, "id": "budgeted", "budget_minor": 500, "condition": {"segment": "deal-hunters"}}
+    rule_set = rules(VIP, limited, budgeted, {**OFFER, "id": "unlimited"}, WALLET)
+    assert usage_needed(rule_set, cart(), facts(sensitivity=0.9)) == ["deals"]
+    assert usage_needed(rule_set, cart(), facts(sensitivity=0.9, segments=frozenset({"deal-hunters"}))) == [
+        "budgeted", "deals"]  # stacking order: same priority, then rule id
+    assert usage_needed(rule_set, cart(), facts(sensitivity=0.1)) == []
+    assert usage_needed(rule_set, cart(customer=None), None) == []
+    assert usage_needed(rule_set, cart(at=AT + timedelta(days=60)), facts(sensitivity=0.9)) == []
+    assert usage_needed(rule_set, cart(), facts(sensitivity=0.9, missing={TRAITS: "timed out"})) == []
 
 
 @pytest.mark.parametrize("kind", ["vip_tiers", "offer", "payment", "channel_price"])
