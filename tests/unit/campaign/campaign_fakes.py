@@ -38,11 +38,16 @@ def customer(customer_id: str, *, email: bool = True, sms: bool = False, time_zo
 class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
     customers: dict[str, profile_pb2.Customer] = field(default_factory=dict)
     lookups: int = 0
+    exports: int = 0
     # ids per GetCustomers call
     batch_sizes: list[int] = field(default_factory=list)
     unavailable: bool = False
     revoked: list[tuple[str, str]] = field(default_factory=list)
     interactions: list[profile_pb2.Interaction] = field(default_factory=list)
+    # customer id -> preferred sales channel ("marketplace"), answered when asked with_sales_channels
+    sales_channels: dict[str, str] = field(default_factory=dict)
+    # with_sales_channels of each GetCustomers call
+    asked_sales_channels: list[bool] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def GetCustomer(self, request: profile_pb2.GetCustomerRequest, context: grpc.ServicerContext) -> profile_pb2.GetCustomerResponse:
@@ -61,11 +66,15 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
         with self._lock:
             self.lookups += 1
             self.batch_sizes.append(len(request.customer_ids))
+            self.asked_sales_channels.append(request.with_sales_channels)
             found = [self.customers[cid] for cid in request.customer_ids if cid in self.customers]
         if self.unavailable:
             context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        channels = {c.customer_id: pe.to_number(pe.SALES_CHANNEL, self.sales_channels[c.customer_id])
+                    for c in found if request.with_sales_channels and c.customer_id in self.sales_channels}
         return profile_pb2.GetCustomersResponse(
-            customers=found, not_found=[cid for cid in request.customer_ids if cid not in self.customers])
+            customers=found, not_found=[cid for cid in request.customer_ids if cid not in self.customers],
+            sales_channels=channels)
 
     def UpdateConsent(self, request: profile_pb2.UpdateConsentRequest, context: grpc.ServicerContext) -> profile_pb2.UpdateConsentResponse:
         if self.unavailable:
@@ -83,6 +92,7 @@ class FakeProfile(profile_pb2_grpc.ProfileServiceServicer):
         return profile_pb2.UpdateConsentResponse(consents=found.consents)
 
     def ExportInteractions(self, request: profile_pb2.ExportInteractionsRequest, context: grpc.ServicerContext) -> Iterator[profile_pb2.ExportInteractionsResponse]:
+        self.exports += 1
         size = request.page_size or 1000
         for first in range(0, max(len(self.interactions), 1), size):
             yield profile_pb2.ExportInteractionsResponse(interactions=self.interactions[first : first + size],

@@ -136,6 +136,7 @@ def test_compare_two_campaigns(running: Running) -> None:
     running.profile.order("o2", "t1", NOW + timedelta(days=1), 21_000)
     running.profile.order("o3", "t0", NOW + timedelta(days=9), 21_000)  # after the 7-day window
     got = running.stub.CompareCampaigns(pb.CompareCampaignsRequest(first_id=blanket, second_id=precision))
+    assert running.profile.exports == 1  # both campaigns' orders from one read
     assert (got.first.name, got.first.targeted, got.first.responses, got.first.cost.amount_minor) == (
         "blanket", 10, 1, 5_000)
     assert (got.second.name, got.second.targeted, got.second.responses, got.second.revenue.amount_minor) == (
