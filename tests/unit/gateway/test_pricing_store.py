@@ -65,6 +65,30 @@ def test_rule_sets_get_consecutive_versions_and_old_ones_stay(store: PricingStor
     assert fresh.rule_set(3) is None
 
 
+def test_the_current_rule_set_is_cached_and_a_new_version_replaces_it(
+    store: PricingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("services.gateway.store.time.monotonic", lambda: clock[0])
+    here = PricingStore(store.engine, current_ttl_s=1.0)  # this gateway process
+    there = PricingStore(store.engine, current_ttl_s=1.0)  # another one on the same database
+    first = here.save_rule_set(SPEC, NOW)
+    assert here.current_rule_set() is first
+    monkeypatch.setattr(here, "engine", None)  # any read of the database would now fail
+    assert here.current_rule_set() is first  # answered from memory: no query per quote
+    monkeypatch.setattr(here, "engine", store.engine)
+    second = there.save_rule_set(SPEC.model_copy(update={"floor_bp": 100}), NOW)
+    assert there.current_rule_set() is second  # the saving process uses it at once
+    clock[0] += 0.5
+    cached = here.current_rule_set()
+    assert cached is not None and cached.version == 1  # the other process's version: seen within the TTL
+    clock[0] += 0.6
+    fresh = here.current_rule_set()
+    assert fresh is not None and fresh.version == 2 and fresh.spec.floor_bp == 100
+    third = here.save_rule_set(SPEC.model_copy(update={"floor_bp": 200}), NOW)
+    assert here.current_rule_set() is third and third.version == 3  # a local save never waits for the TTL
+
+
 def test_quotes_are_stored_and_read_back(store: PricingStore) -> None:
     store.save_quotes([new_quote("q-1"), new_quote("q-2", customer=None)])
     found = store.quote("q-1")
