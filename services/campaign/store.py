@@ -464,8 +464,9 @@ class CampaignStore:
                 if item.id in held:
                     by_campaign.setdefault(held[item.id][0], []).append(item)
             for campaign_id, items in sorted(by_campaign.items()):
-                spent = int(self._lock(conn, campaign_id).spent_minor)
                 budget = budgets.get(campaign_id, -1)
+                # Without a budget nothing is compared, and the UPDATE below adds atomically: no locking read.
+                spent = int(self._lock(conn, campaign_id).spent_minor) if budget >= 0 else 0
                 added = 0
                 for item in items:
                     # A row reserved before (its worker died before recording) already counts its cost.
