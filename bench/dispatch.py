@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -119,6 +121,33 @@ def stop_unused(stack: Stack, names: tuple[str, ...] = ("campaign", "recommend")
         stack.processes.remove(process)
 
 
+class LoadWatch:
+    """The host's 1-minute load average, sampled every second while a block runs (others share the 2 cores)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadWatch:
+        self.samples.append(os.getloadavg()[0])
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    def describe(self) -> str:
+        return (f"{min(self.samples):.1f}-{max(self.samples):.1f} "
+                f"(mean {sum(self.samples) / len(self.samples):.1f})")
+
+
 @contextmanager
 def sampling(pid: int, out: Path | None) -> Iterator[None]:
     """py-spy samples the process (raw collapsed stacks) while the block runs, when `out` is given."""
@@ -154,6 +183,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cluster_cpu_seconds(database_url: str) -> float:
+    """CPU time of the PostgreSQL cluster serving `database_url`: its postmaster with its reaped children, and
+    its live backends."""
+    port = database_url.rsplit(":", 1)[1].split("/")[0]
+    stats: dict[str, list[str]] = {}
+    master = ""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stats[entry.name] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if "postgres" in command and f"-p {port}" in command:
+            master = entry.name
+    ticks = 0
+    for pid, fields in stats.items():
+        if pid == master:
+            ticks += sum(int(f) for f in fields[11:15])
+        elif master and fields[1] == master:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def campaign_service(stack: Stack, folder: Path, database_url: str, workers: int, claim_size: int = 0
                      ) -> Iterator[tuple[grpc.Channel, int]]:
@@ -175,7 +229,7 @@ def campaign_service(stack: Stack, folder: Path, database_url: str, workers: int
     channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
     try:
         health = health_pb2_grpc.HealthStub(channel)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # imports and migrations take minutes on a loaded host
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"campaign exited: {log_path.read_text(errors='replace')[-3000:]}")
@@ -273,20 +327,24 @@ def run_backend(name: str, stack: Stack, folder: Path, database_url: str, worker
         with campaign_service(stack, folder, database_url, workers, args.claim_size) as (channel, pid):
             pids = {"campaign": pid, "receiver": target.process.pid,
                     **{p.name: p.popen.pid for p in stack.processes if p.name.startswith(("profile", "segment"))}}
-            before = {name: cpu_seconds(p) for name, p in pids.items()}
-            load_before = os.getloadavg()[0]
+            meters: dict[str, Callable[[], float]] = {name: partial(cpu_seconds, p) for name, p in pids.items()}
+            if database_url.startswith("postgresql"):
+                meters["postgresql"] = partial(cluster_cpu_seconds, database_url)
+            before = {name: meter() for name, meter in meters.items()}
             spy_out = Path(f"{args.py_spy}.{name.lower()}.txt") if args.py_spy else None
-            with sampling(pid, spy_out):
+            with sampling(pid, spy_out), LoadWatch() as load:
                 result = end_to_end(channel, target, args.recipients, args.batch_size)
-            used = {name: cpu_seconds(p) - before[name] for name, p in pids.items()}
-    print(f"{name:<10} receiver intake (direct)  : {intake:>9,.0f} messages/s")
+            used = {name: meter() - before[name] for name, meter in meters.items()}
+    print(f"{name:<10} receiver intake (direct)  : {intake:>9,.0f} messages/s ({args.batch_size}-message signed "
+          f"batches, the dispatcher's batch size, over {args.clients} keep-alive connections)")
     print(f"{name:<10} launch -> acknowledged    : {result.rate:>9,.0f} deliveries/s "
           f"({result.acknowledged:,} new at the receiver, {result.sent:,} sent of {result.settled:,} settled, "
           f"{result.total_s:.1f} s, of which launch {result.launch_s:.1f} s; {workers} worker(s))")
     print(f"{name:<10} share of receiver intake  : {result.rate / intake:>9.1%}")
     print(f"{name:<10} CPU s in launch->ack      : " + ", ".join(f"{k} {v:.1f}" for k, v in used.items()))
-    print(f"{name:<10} host load (1 min) before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores (other work shares them)")
+    print(f"{name:<10} CPU ms per delivery       : " + ", ".join(
+        f"{k} {v * 1000 / max(1, result.acknowledged):.3f}" for k, v in used.items()))
+    print(f"{name:<10} host load (1 min) in run  : {load.describe()} on {os.cpu_count()} cores (other work shares them)")
 
 
 def main() -> None:

@@ -76,9 +76,10 @@ def create_app(
     for router in routers:
         app.include_router(router)
     errors.install(app)
-    openapi.install(app, [EventsIn, recommendations.ItemsIn])
+    routes = [route for router in routers for route in router.routes]
+    openapi.install(app, [EventsIn, recommendations.ItemsIn], routes)
     # Last added runs first: request id, then metrics (which logs with the id), then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, routes=[route for router in routers for route in router.routes])
+    app.add_middleware(MetricsMiddleware, routes=routes)
     app.add_middleware(RequestIdMiddleware)
     return app

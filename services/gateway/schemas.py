@@ -90,6 +90,11 @@ class CustomerIn(Strict):
 
 
 class CustomersIn(Strict):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [{
+        "customers": [{"customer_id": "17850", "name": "Zoë Müller", "email": "zoe@example.com",
+                       "region": "United Kingdom", "time_zone": "Europe/London",
+                       "consents": [{"channel": "email", "granted": True, "changed_at": "2011-01-05T10:00:00Z"}]}]}]})
+
     customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
@@ -148,6 +153,8 @@ class EventIn(TypedDict):
 
 class EventsIn(BaseModel):
     """The documented shape of POST /v1/events; the route validates each event on its own."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events": EVENT_EXAMPLES["examples"]}]})
 
     events: list[EventIn] = Field(max_length=MAX_BATCH_EVENTS)
 
@@ -238,6 +245,9 @@ class ErrorOut(BaseModel):
 
 
 class MergeIdentityIn(Strict):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"customer_id": "17850", "anonymous_id": "device-7f3a9c"}]})
+
     customer_id: Id
     anonymous_id: Id
 
@@ -247,6 +257,9 @@ class MergeIdentityOut(BaseModel):
 
 
 class ConsentsIn(Strict):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"consents": [{"channel": "sms", "granted": False, "changed_at": "2011-11-30T18:00:00Z"}]}]})
+
     consents: list[ConsentIn] = Field(min_length=1, max_length=10)
 
 

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.campaign.v1 import campaign_pb2 as pb
 from marksman.campaign.v1 import campaign_pb2_grpc
 from marksman.common.v1 import common_pb2
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.common import protoenums as pe
 from services.gateway import convert
@@ -98,6 +98,15 @@ class QuietHoursIn(Strict):
 class CampaignIn(Strict):
     """A campaign's definition; the service checks the rest (partners exist, template fields, currency)."""
 
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [{
+        "name": "winter-winback", "goal": "activation", "segment": "rfm_at_risk",
+        "channels": [{"channel": "email", "partner": "mailer", "cost_per_contact_minor": 5},
+                     {"channel": "sms", "partner": "texter", "cost_per_contact_minor": 4}],
+        "template": "Hello {name}, {offer_description}: {offer_code}. Picked for you: {recommended_items}",
+        "subject": "We miss you", "offer": {"code": "WINTER10", "description": "10% off your next order"},
+        "currency": "GBP", "budget_minor": 500_000, "holdout_percent": 10,
+        "frequency_cap": {"max_messages": 2, "per_days": 7}, "quiet_hours": {"start": "21:00", "end": "08:00"}}]})
+
     name: str = Field(min_length=1, max_length=128)
     goal: Goal
     goal_description: str = Field(default="", max_length=500)
@@ -119,6 +128,10 @@ class CampaignIn(Strict):
 
 
 class PartnerIn(Strict):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"name": "mailer", "channel": "email", "mode": "push", "endpoint": "https://partner.example.com/v1/batches",
+         "rate_limit_per_s": 200, "batch_size": 500}]})
+
     name: str = Field(pattern=PARTNER_PATTERN)
     channel: ChannelName
     mode: Literal["push", "pull"]

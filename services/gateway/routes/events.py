@@ -11,12 +11,14 @@ from services.gateway import batch, convert, pricing_redemptions
 from services.gateway.auth import PLATFORM, require
 from services.gateway.deps import upstreams
 from services.gateway.metrics import count_events
-from services.gateway.openapi import body_schema, errors
+from services.gateway.openapi import body_schema, either, errors
 from services.gateway.schemas import EventsIn, EventsOut
 
 router = APIRouter(tags=["events"])
 # Bodies above this size (about 50 events) are parsed and validated in a worker thread.
 OFFLOAD_ABOVE_BYTES = 32 * 1024
+ALL_REJECTED = {"accepted": 0, "duplicates": 0, "rejected": 1, "results": [
+    {"index": 0, "event_id": "e-1", "status": "rejected", "reason": "type: unknown event type 'teleport'"}]}
 
 
 def prepare(body: bytes) -> tuple[batch.Batch, profile_pb2.IngestEventsRequest]:
@@ -35,7 +37,9 @@ def prepare(body: bytes) -> tuple[batch.Batch, profile_pb2.IngestEventsRequest]:
     response_model=EventsOut,
     responses={
         207: {"model": EventsOut, "description": "Some events were rejected; see each result."},
-        **errors(400, 401, 403, 413, 422, 503),
+        **errors(400, 401, 403, 413, 503),
+        **either(422, "Every event was rejected (an EventsOut with each reason), or the body is not a batch "
+                      "(an ErrorOut).", EventsOut, ALL_REJECTED),
     },
     openapi_extra=body_schema(EventsIn),
     dependencies=[Depends(require(PLATFORM))],

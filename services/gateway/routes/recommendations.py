@@ -22,7 +22,7 @@ from services.gateway.clients import Upstreams
 from services.gateway.deps import upstreams
 from services.gateway.errors import ApiError, UpstreamError
 from services.gateway.metrics import FALLBACKS
-from services.gateway.openapi import body_schema, error_example, errors
+from services.gateway.openapi import body_schema, either, error_example, errors
 from services.gateway.popular import FALLBACK, fallback_answer
 from services.gateway.routes.customers import CustomerId
 from services.gateway.schemas import CURRENCY_PATTERN, AwareDatetime, MoneyOut, Strict
@@ -180,6 +180,9 @@ class TrainParamsIn(Strict):
 
 
 class TrainIn(Strict):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"params": {"components": 30, "epochs": 10, "half_life_days": 180}, "wait": True}]})
+
     params: TrainParamsIn = Field(default_factory=TrainParamsIn, description="Unset fields take the defaults.")
     force: bool = Field(default=False, description="Serve it even when it is worse than the serving model.")
     cutoff: AwareDatetime | None = Field(
@@ -409,6 +412,10 @@ def _check_items(body: bytes) -> tuple[list[dict[str, Any] | None], list[ItemIn]
     return results, valid, positions
 
 
+ITEMS_REJECTED = {"accepted": 0, "rejected": 1, "results": [
+    {"index": 0, "sku": "85123A", "status": "rejected", "created": False, "reason": "price_minor: must be >= 0"}]}
+
+
 @router.post(
     "/v1/items",
     summary="Create or replace catalogue items (at most 5,000; each validated on its own)",
@@ -418,7 +425,9 @@ def _check_items(body: bytes) -> tuple[list[dict[str, Any] | None], list[ItemIn]
                 "sent here are created from the events at the next training.",
     response_model=ItemsOut,
     responses={207: {"model": ItemsOut, "description": "Some items were rejected; see each result."},
-               **errors(400, 401, 403, 413, 422, 502), **NOT_CONFIGURED_503},
+               **errors(400, 401, 403, 413, 502), **NOT_CONFIGURED_503,
+               **either(422, "Every item was rejected (an ItemsOut with each reason), or the body is not "
+                             '{"items": [...]} (an ErrorOut).', ItemsOut, ITEMS_REJECTED)},
     openapi_extra=body_schema(ItemsIn),
     dependencies=Platform,
 )
