@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.campaign import holdout, metrics, signing
@@ -72,8 +72,10 @@ class Campaigns:
         self._check_partners(spec)
         return self.store.update_campaign(campaign_id, spec)
 
-    def launch(self, campaign_id: int) -> CampaignInfo:
-        """Freezes the segment's current version as the audience and writes the outbox in one transaction."""
+    def launch(self, campaign_id: int, origin_channels: tuple[tuple[str, tuple[str, ...]], ...] = (),
+               channel_rules_version: int = 0) -> CampaignInfo:
+        """Freezes the segment's current version as the audience, and the channel map by origin sales channel
+        with the spec, and writes the outbox in one transaction."""
         current = self.store.get_campaign(campaign_id, counts=False)
         if current.state is not State.DRAFT:  # fail before streaming a large audience; the store checks again
             raise FailedPrecondition(f"cannot launch a campaign that is {current.state.value}; it must be draft")
@@ -88,7 +90,8 @@ class Campaigns:
         audience = [(customer, holdout.in_holdout(campaign_id, customer, percent)) for customer in members]
         now = self.clock()
         start_ahead = current.spec.start_at is not None and current.spec.start_at > now
-        launched = self.store.launch(campaign_id, version, audience, now, self.wall(), start_ahead)
+        frozen = replace(current.spec, origin_channels=origin_channels, channel_rules_version=channel_rules_version)
+        launched = self.store.launch(campaign_id, version, audience, now, self.wall(), start_ahead, frozen)
         metrics.LAUNCHED.inc(len(audience))
         log.info("campaign launched", extra={"campaign_id": campaign_id, "audience": len(audience),
                                              "version": version, "seconds": round(time.perf_counter() - started, 3)})

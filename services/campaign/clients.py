@@ -26,7 +26,7 @@ GET_CUSTOMERS_MAX = 1000
 
 
 class Contacts(Protocol):
-    def lookup(self, customer_ids: Sequence[str]) -> dict[str, Contact | None]: ...
+    def lookup(self, customer_ids: Sequence[str], with_sales_channels: bool = False) -> dict[str, Contact | None]: ...
 
     def revoke(self, customer_id: str, channels: Sequence[str], at: datetime) -> None: ...
 
@@ -43,11 +43,11 @@ class Recommendations(Protocol):
     def items(self, customer_ids: Sequence[str], k: int) -> dict[str, list[str]]: ...
 
 
-def contact_of(customer: profile_pb2.Customer) -> Contact:
+def contact_of(customer: profile_pb2.Customer, sales_channel: int = 0) -> Contact:
     consents = {pe.to_name(pe.CONTACT_CHANNEL, c.channel) or "": c.granted for c in customer.consents}
     consents.pop("", None)
     return Contact(customer.customer_id, customer.name, customer.email, customer.phone, customer.push_token,
-                   customer.time_zone, consents)
+                   customer.time_zone, consents, pe.to_name(pe.SALES_CHANNEL, sales_channel) or "")
 
 
 def _gather(calls: Sequence[tuple[str, Any]]) -> Iterator[tuple[str, Any, grpc.RpcError | None]]:
@@ -68,8 +68,9 @@ class ProfileContacts:
     timeout_s: float
     batch: int = GET_CUSTOMERS_MAX
 
-    def lookup(self, customer_ids: Sequence[str]) -> dict[str, Contact | None]:
-        """customer id -> contact, None for a customer profile does not know (erased, never created).
+    def lookup(self, customer_ids: Sequence[str], with_sales_channels: bool = False) -> dict[str, Contact | None]:
+        """customer id -> contact, None for a customer profile does not know (erased, never created); with
+        `with_sales_channels`, each contact carries the sales channel the customer came from.
         Raises Unavailable when profile cannot answer: the batch waits rather than going out unchecked."""
         found: dict[str, Contact | None] = {}
         wanted = []
@@ -79,12 +80,14 @@ class ProfileContacts:
             else:
                 found[cid] = None  # profile could never hold it, and it would fail the whole call
         calls = [(str(start), self.stub.GetCustomers.future(
-                    profile_pb2.GetCustomersRequest(customer_ids=wanted[start : start + self.batch]),
+                    profile_pb2.GetCustomersRequest(customer_ids=wanted[start : start + self.batch],
+                                                    with_sales_channels=with_sales_channels),
                     timeout=self.timeout_s)) for start in range(0, len(wanted), self.batch)]
         for _start, response, error in _gather(calls):
             if error is not None:
                 raise Unavailable(f"profile did not answer GetCustomers: {error.code().name}")
-            found.update((customer.customer_id, contact_of(customer)) for customer in response.customers)
+            found.update((customer.customer_id, contact_of(customer, response.sales_channels.get(customer.customer_id, 0)))
+                         for customer in response.customers)
             found.update((cid, None) for cid in response.not_found)
         return found
 

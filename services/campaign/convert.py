@@ -83,6 +83,23 @@ def spec_to_proto(spec: specs.Spec) -> pb.CampaignSpec:
     return message
 
 
+def origin_channels_from_proto(rules: pb.ChannelRules) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The launch's channel map as the spec keeps it; InvalidArgument naming each bad entry."""
+    found = tuple((pe.to_name(pe.SALES_CHANNEL, o.sales_channel) or f"#{o.sales_channel}",
+                   tuple(CHANNELS[0].get(c, f"#{c}") for c in o.channels)) for o in rules.origins)
+    problems = specs.origin_problems(found)
+    if problems:
+        raise InvalidArgument("; ".join(problems))
+    return found
+
+
+def channel_rules_to_proto(spec: specs.Spec) -> pb.ChannelRules:
+    return pb.ChannelRules(rule_set_version=spec.channel_rules_version, origins=[
+        pb.OriginChannels(sales_channel=pe.to_number(pe.SALES_CHANNEL, origin) or 0,  # type: ignore[arg-type]
+                          channels=[CHANNELS[1][c] for c in channels])  # type: ignore[misc]
+        for origin, channels in spec.origin_channels])
+
+
 def counts_to_proto(counts: Counts) -> pb.CampaignCounts:
     return pb.CampaignCounts(**{name: getattr(counts, name) for name in counts.__slots__})
 
@@ -94,6 +111,7 @@ def campaign_to_proto(info: CampaignInfo) -> pb.Campaign:
         spent=common_pb2.Money(amount_minor=info.spent_minor, currency=info.spec.currency),
         created_at=ts(info.created_at), launched_at=ts(info.launched_at), finished_at=ts(info.finished_at),
         counts=counts_to_proto(info.counts) if info.counts is not None else None,
+        channel_rules=channel_rules_to_proto(info.spec),
     )
 
 

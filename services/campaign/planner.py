@@ -77,7 +77,7 @@ def plan(
         if contact is None:
             result.skipped[row.id] = policy.SKIP_NO_CUSTOMER
             continue
-        choice = policy.choose(spec.routes, contact)
+        choice = policy.choose(spec.routes, contact, spec.allowed_channels(contact.sales_channel))
         if choice.route is None:
             result.skipped[row.id] = choice.reason
             continue

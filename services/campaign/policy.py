@@ -20,6 +20,8 @@ SKIP_NO_CONTACT = "no_contact"
 SKIP_CAP = "frequency_cap"
 SKIP_BUDGET = "budget_spent"
 SKIP_CANCELLED = "cancelled"
+# Every channel the customer could get is one their origin sales channel forbids (the gateway's channel rules).
+SKIP_ORIGIN_CHANNEL = "origin_channel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,8 @@ class Contact:
     time_zone: str = ""
     # channel ("email", "sms", "push") -> granted
     consents: Mapping[str, bool] = field(default_factory=dict)
+    # The sales channel they came from (their portrait's preferred one: "marketplace"...); "" unknown.
+    sales_channel: str = ""
 
     def address(self, channel: str) -> str:
         return {"email": self.email, "sms": self.phone, "push": self.push_token}.get(channel, self.customer_id)
@@ -47,10 +51,14 @@ class Choice:
     reason: str = ""
 
 
-def choose(routes: Sequence[Route], contact: Contact) -> Choice:
-    """The first route in fallback order the customer consented to and can be reached on."""
+def choose(routes: Sequence[Route], contact: Contact, allowed: frozenset[str] | None = None) -> Choice:
+    """The first route in fallback order that `allowed` (None: any) permits, the customer consented to
+    and can be reached on."""
     consented = False
-    for route in routes:
+    permitted = [r for r in routes if allowed is None or r.channel in allowed]
+    if routes and not permitted:
+        return Choice(None, reason=SKIP_ORIGIN_CHANNEL)
+    for route in permitted:
         needed = CONSENT_FOR.get(route.channel)
         granted = contact.consents.get(needed, False) if needed else any(contact.consents.values())
         if not granted:

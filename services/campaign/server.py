@@ -72,7 +72,8 @@ class CampaignServicer(campaign_pb2_grpc.CampaignServiceServicer):
         return convert.campaign_to_proto(self.store.get_campaign(campaign_id))
 
     def LaunchCampaign(self, request: pb.LaunchCampaignRequest, context: grpc.ServicerContext) -> pb.LaunchCampaignResponse:
-        self.campaigns.launch(_id(request.id))
+        origins = convert.origin_channels_from_proto(request.channel_rules)
+        self.campaigns.launch(_id(request.id), origins, request.channel_rules.rule_set_version)
         return pb.LaunchCampaignResponse(campaign=self._after(request.id))
 
     def PauseCampaign(self, request: pb.PauseCampaignRequest, context: grpc.ServicerContext) -> pb.PauseCampaignResponse:

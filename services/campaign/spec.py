@@ -15,6 +15,7 @@ from services.common.errors import InvalidArgument
 
 GOALS = ("retention", "growth", "activation", "acquisition", "custom")
 CHANNELS = ("sms", "email", "push", "webhook", "ads")
+SALES_CHANNELS = ("web", "app", "mini_program", "marketplace", "partner")
 PARTNER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SEGMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -73,9 +74,20 @@ class Spec:
     start_at: datetime | None = None
     recommended_items: int = DEFAULT_RECOMMENDED
     attribution_days: int = DEFAULT_ATTRIBUTION_DAYS
+    # Attached at launch from the gateway's rule set (never by create or update): origin sales channel ->
+    # the campaign channels that may reach its customers; an origin not listed is unrestricted.
+    origin_channels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    channel_rules_version: int = 0
 
     def route_for(self, channel: str) -> Route | None:
         return next((r for r in self.routes if r.channel == channel), None)
+
+    def allowed_channels(self, origin: str) -> frozenset[str] | None:
+        """The channels that may reach a customer from `origin`; None: any."""
+        for sales_channel, channels in self.origin_channels:
+            if sales_channel == origin:
+                return frozenset(channels)
+        return None
 
 
 def problems(spec: Spec) -> list[str]:
@@ -114,6 +126,23 @@ def problems(spec: Spec) -> list[str]:
         found.append("recommended_items must be 1-10")
     if not 1 <= spec.attribution_days <= 90:
         found.append("attribution_days must be 1-90")
+    return found
+
+
+def origin_problems(origin_channels: tuple[tuple[str, tuple[str, ...]], ...]) -> list[str]:
+    """Problems of a channel map attached at launch, each naming its entry."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for i, (origin, channels) in enumerate(origin_channels):
+        if origin not in SALES_CHANNELS:
+            found.append(f"channel_rules.origins[{i}].sales_channel {origin!r} is unknown; expected one of: "
+                         f"{', '.join(SALES_CHANNELS)}")
+        elif origin in seen:
+            found.append(f"channel_rules.origins[{i}]: sales channel {origin} is listed twice")
+        seen.add(origin)
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown:
+            found.append(f"channel_rules.origins[{i}].channels: unknown {', '.join(unknown)}")
     return found
 
 
@@ -174,6 +203,8 @@ def from_json(text: str) -> Spec:
         if raw["quiet"] else None,
         start_at=_instant(raw["start_at"]), recommended_items=raw["recommended_items"],
         attribution_days=raw["attribution_days"],
+        origin_channels=tuple((origin, tuple(channels)) for origin, channels in raw.get("origin_channels", ())),
+        channel_rules_version=raw.get("channel_rules_version", 0),
     )
 
 

@@ -294,12 +294,12 @@ class CampaignStore:
         return result
 
     def launch(self, campaign_id: int, version: int, audience: Sequence[tuple[str, bool]], now: datetime,
-               ready_at: datetime, start_ahead: bool) -> CampaignInfo:
+               ready_at: datetime, start_ahead: bool, spec: specs.Spec | None = None) -> CampaignInfo:
         """Writes one delivery per (customer, in holdout) and moves the campaign on, in ONE transaction.
 
         The campaign row is locked and must still be a draft, so a second launch fails instead of adding
         rows, and the unique (campaign, customer) key stops duplicates even in a racing transaction. Erased
-        customers are left out.
+        customers are left out. `spec`, when given, replaces the stored one (what launch attaches to it).
         """
         with transaction(self.engine) as conn:
             row = self._lock(conn, campaign_id)
@@ -323,8 +323,9 @@ class CampaignStore:
                 else:
                     bulk_insert(conn, deliveries_t, rows[start : start + INSERT_CHUNK], columns=columns,
                                 skip_existing=True)
+            frozen = {} if spec is None else {"spec": specs.to_json(spec)}
             conn.execute(update(campaigns_t).where(campaigns_t.c.id == campaign_id).values(
-                state=state.value, audience_version=version, launched_at=now))
+                state=state.value, audience_version=version, launched_at=now, **frozen))
             return _campaign(self._lock(conn, campaign_id))
 
     def transition(self, campaign_id: int, action: Action, now: datetime, *, start_ahead: bool = False) -> CampaignInfo:

@@ -269,9 +269,12 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             raise InvalidArgument(f"customer_ids at positions {', '.join(map(str, bad[:10]))}"
                                   f"{' ...' if len(bad) > 10 else ''} are malformed: {ID_RULE}")
         found = self.store.get_customers(ids)
+        channels = self.store.preferred_sales_channels(ids) if request.with_sales_channels else {}
         return profile_pb2.GetCustomersResponse(
             customers=[customer_to_proto(found[cid]) for cid in ids if cid in found],
-            not_found=[cid for cid in ids if cid not in found])
+            not_found=[cid for cid in ids if cid not in found],
+            sales_channels={cid: pe.to_number(pe.SALES_CHANNEL, name) or 0  # type: ignore[misc]
+                            for cid, name in channels.items()})
 
     def _ingest(self, messages: Iterable[profile_pb2.Event]) -> list[IngestOutcome]:
         now = self.clock()

@@ -392,6 +392,20 @@ class ProfileStore:
                     found[row.customer_id] = _customer(row, consents.get(row.key, []))
         return found
 
+    def preferred_sales_channels(self, customer_ids: Sequence[str]) -> dict[str, str]:
+        """customer id -> the stored portrait's preferred sales channel ("web"...), for those that have one."""
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(list(dict.fromkeys(customer_ids)), BATCH_READ_CHUNK):
+                rows = conn.execute(select(customers_t.c.customer_id, portraits_t.c.body)
+                                    .join(portraits_t, portraits_t.c.customer_key == customers_t.c.key)
+                                    .where(member_of(customers_t.c.customer_id, part, conn.dialect)))
+                for customer_id, body in rows:
+                    channel = orjson.loads(body).get("preferred_sales_channel")
+                    if channel:
+                        found[customer_id] = channel
+        return found
+
     # ---- events ----
 
     def ingest(self, events: Sequence[tuple[int, Event]], now: datetime) -> list[IngestOutcome]:

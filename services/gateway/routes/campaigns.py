@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.campaign.v1 import campaign_pb2 as pb
 from marksman.campaign.v1 import campaign_pb2_grpc
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common import protoenums as pe
 from services.gateway import convert
 from services.gateway.auth import ADMIN, require
+from services.gateway.campaign_channels import ChannelRulesOut, channel_rules_out, launch_rules
 from services.gateway.clients import Upstreams
 from services.gateway.deps import upstreams
 from services.gateway.errors import ApiError
@@ -169,6 +170,8 @@ class CampaignOut(BaseModel):
     finished_at: datetime | None
     counts: CountsOut
     definition: CampaignIn
+    channel_rules: ChannelRulesOut = Field(description="Campaign channels by the customer's origin sales channel, "
+                                                       "from the rule set current at launch; frozen with it.")
 
 
 class CampaignsOut(BaseModel):
@@ -301,7 +304,7 @@ def campaign_out(campaign: pb.Campaign) -> CampaignOut:
         created_at=campaign.created_at.ToDatetime(tzinfo=UTC), launched_at=_dt(campaign, "launched_at"),
         finished_at=_dt(campaign, "finished_at"),
         counts=CountsOut(**{name: getattr(c, name) for name in CountsOut.model_fields}),
-        definition=spec_out(campaign.spec),
+        definition=spec_out(campaign.spec), channel_rules=channel_rules_out(campaign.channel_rules),
     )
 
 
@@ -364,11 +367,16 @@ async def get_campaign(campaign_id: CampaignId, clients: Clients, stub: Campaign
 @router.post("/v1/campaigns/{campaign_id}/launch",
              summary="Freeze the audience, assign the holdout and queue one message per customer",
              description="Draft -> running (or scheduled when its start is ahead). The whole audience is written in "
-                         "one transaction; a second launch is refused (409) and never adds messages.",
+                         "one transaction; a second launch is refused (409) and never adds messages. The current "
+                         "rule set's campaign channels by origin sales channel are frozen with the campaign: a "
+                         "customer whose origin forbids a channel gets the next allowed one, or is skipped "
+                         "(reason origin_channel).",
              response_model=CampaignOut, responses={**errors(401, 403, 404, 422, 502), **STATE_409, **UNAVAILABLE_503})
-async def launch_campaign(campaign_id: CampaignId, clients: Clients, stub: Campaign) -> CampaignOut:
+async def launch_campaign(campaign_id: CampaignId, clients: Clients, stub: Campaign, request: Request) -> CampaignOut:
+    rules = launch_rules(request.app.state.pricing)
     # Streaming a large audience and writing its outbox takes as long as a big ingest: the longer deadline.
-    response = await clients.call(SERVICE, stub.LaunchCampaign, pb.LaunchCampaignRequest(id=campaign_id),
+    response = await clients.call(SERVICE, stub.LaunchCampaign,
+                                  pb.LaunchCampaignRequest(id=campaign_id, channel_rules=rules),
                                   timeout_s=clients.ingest_timeout_s)
     return campaign_out(response.campaign)
 

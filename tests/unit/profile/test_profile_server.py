@@ -153,3 +153,18 @@ def test_a_batch_read_refuses_too_many_none_or_malformed_ids(stub: profile_pb2_g
     # A repeated id counts once toward the limit.
     reply = stub.GetCustomers(profile_pb2.GetCustomersRequest(customer_ids=["same"] * 1500))
     assert list(reply.not_found) == ["same"]
+
+
+def test_a_batch_read_answers_preferred_sales_channels_when_asked(stub: profile_pb2_grpc.ProfileServiceStub) -> None:
+    market = order("m1", "m1")
+    market.sales_channel = common_pb2.SALES_CHANNEL_MARKETPLACE
+    web = order("w1", "w1")
+    web.sales_channel = common_pb2.SALES_CHANNEL_WEB
+    stub.IngestEvents(profile_pb2.IngestEventsRequest(events=[market, web, order("n1", "none")]))
+    stub.RecomputePortraits(profile_pb2.RecomputePortraitsRequest())
+    ids = ["m1", "w1", "none", "nobody"]
+    assert not stub.GetCustomers(profile_pb2.GetCustomersRequest(customer_ids=ids)).sales_channels
+    reply = stub.GetCustomers(profile_pb2.GetCustomersRequest(customer_ids=ids, with_sales_channels=True))
+    # "none" ordered without naming a channel: it has none, and is left out.
+    assert dict(reply.sales_channels) == {"m1": common_pb2.SALES_CHANNEL_MARKETPLACE,
+                                          "w1": common_pb2.SALES_CHANNEL_WEB}

@@ -8,7 +8,16 @@ import pytest
 from sqlalchemy import func, select
 
 from services.common.db import make_engine
-from services.profile.domain import Consent, ContactChannel, Customer, Event, EventType, Line, PaymentChannel
+from services.profile.domain import (
+    Consent,
+    ContactChannel,
+    Customer,
+    Event,
+    EventType,
+    Line,
+    PaymentChannel,
+    SalesChannel,
+)
 from services.profile.portraits import PortraitKeeper
 from services.profile.store import ProfileStore, Status, events_t
 
@@ -197,3 +206,12 @@ def test_a_batch_read_larger_than_one_chunk_finds_every_customer(store: ProfileS
     store.upsert_customers([Customer(cid, consents=[Consent(ContactChannel.PUSH, True, NOW)]) for cid in ids], NOW)
     found = store.get_customers([*ids, "missing"])
     assert len(found) == 2500 and all(len(c.consents) == 1 for c in found.values())
+
+
+def test_preferred_sales_channels_come_from_the_stored_portraits(store: ProfileStore) -> None:
+    store.ingest([(0, order("m1", "m", sales_channel=SalesChannel.MARKETPLACE)),
+                  (1, order("m2", "m", days_ago=5, sales_channel=SalesChannel.MARKETPLACE)),
+                  (2, order("w1", "w", sales_channel=SalesChannel.WEB)), (3, order("x1", "x"))], NOW)
+    assert store.preferred_sales_channels(["m", "w"]) == {}  # no portrait stored yet
+    PortraitKeeper(store, lambda: NOW).refresh_dirty(100)
+    assert store.preferred_sales_channels(["m", "w", "x", "nobody", "m"]) == {"m": "marketplace", "w": "web"}

@@ -397,6 +397,61 @@ class CampaignCounts(_message.Message):
 Global___CampaignCounts: _TypeAlias = CampaignCounts  # noqa: Y015
 
 @_typing.final
+class OriginChannels(_message.Message):
+    """The campaign channels that may reach customers who came from one sales channel (the gateway's rule set)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALES_CHANNEL_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    sales_channel: _common_pb2.SalesChannel.ValueType
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[Global___Channel.ValueType]:
+        """Empty: no campaign channel may reach them."""
+
+    def __init__(
+        self,
+        *,
+        sales_channel: _common_pb2.SalesChannel.ValueType = ...,
+        channels: _abc.Iterable[Global___Channel.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "sales_channel", b"sales_channel"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OriginChannels: _TypeAlias = OriginChannels  # noqa: Y015
+
+@_typing.final
+class ChannelRules(_message.Message):
+    """Campaign channels by the customer's origin sales channel (their portrait's preferred sales channel);
+    an origin not listed is unrestricted.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_SET_VERSION_FIELD_NUMBER: _builtins.int
+    ORIGINS_FIELD_NUMBER: _builtins.int
+    rule_set_version: _builtins.int
+    """The gateway's pricing rule-set version they come from (0: none)."""
+    @_builtins.property
+    def origins(self) -> _containers.RepeatedCompositeFieldContainer[Global___OriginChannels]: ...
+    def __init__(
+        self,
+        *,
+        rule_set_version: _builtins.int = ...,
+        origins: _abc.Iterable[Global___OriginChannels] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["origins", b"origins", "rule_set_version", b"rule_set_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChannelRules: _TypeAlias = ChannelRules  # noqa: Y015
+
+@_typing.final
 class Campaign(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -409,6 +464,7 @@ class Campaign(_message.Message):
     LAUNCHED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     COUNTS_FIELD_NUMBER: _builtins.int
+    CHANNEL_RULES_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     state: Global___CampaignState.ValueType
     audience_version: _builtins.int
@@ -425,6 +481,10 @@ class Campaign(_message.Message):
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def counts(self) -> Global___CampaignCounts: ...
+    @_builtins.property
+    def channel_rules(self) -> Global___ChannelRules:
+        """Attached at launch and never changed afterwards, like the audience version."""
+
     def __init__(
         self,
         *,
@@ -437,10 +497,11 @@ class Campaign(_message.Message):
         launched_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         counts: Global___CampaignCounts | None = ...,
+        channel_rules: Global___ChannelRules | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "launched_at", b"launched_at", "spec", b"spec", "spent", b"spent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_rules", b"channel_rules", "counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "launched_at", b"launched_at", "spec", b"spec", "spent", b"spent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience_version", b"audience_version", "counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "id", b"id", "launched_at", b"launched_at", "spec", b"spec", "spent", b"spent", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience_version", b"audience_version", "channel_rules", b"channel_rules", "counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at", "id", b"id", "launched_at", b"launched_at", "spec", b"spec", "spent", b"spent", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -647,15 +708,23 @@ class LaunchCampaignRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_RULES_FIELD_NUMBER: _builtins.int
     id: _builtins.int
+    @_builtins.property
+    def channel_rules(self) -> Global___ChannelRules:
+        """Frozen with the campaign at launch; dispatch skips (or falls back from) a channel the customer's
+        origin forbids. Unset: no restriction.
+        """
+
     def __init__(
         self,
         *,
         id: _builtins.int = ...,
+        channel_rules: Global___ChannelRules | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["channel_rules", b"channel_rules"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel_rules", b"channel_rules", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

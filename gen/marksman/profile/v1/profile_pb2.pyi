@@ -252,6 +252,11 @@ class GetCustomersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CUSTOMER_IDS_FIELD_NUMBER: _builtins.int
+    WITH_SALES_CHANNELS_FIELD_NUMBER: _builtins.int
+    with_sales_channels: _builtins.bool
+    """Also answer sales_channels (read from the stored portraits; campaign dispatch asks for it only when a
+    campaign restricts its channels by the customer's origin).
+    """
     @_builtins.property
     def customer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """1 to 1,000 ids; a repeated id is answered once."""
@@ -260,10 +265,11 @@ class GetCustomersRequest(_message.Message):
         self,
         *,
         customer_ids: _abc.Iterable[_builtins.str] | None = ...,
+        with_sales_channels: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_ids", b"customer_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_ids", b"customer_ids", "with_sales_channels", b"with_sales_channels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -273,8 +279,29 @@ Global___GetCustomersRequest: _TypeAlias = GetCustomersRequest  # noqa: Y015
 class GetCustomersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class SalesChannelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _common_pb2.SalesChannel.ValueType
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _common_pb2.SalesChannel.ValueType = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     CUSTOMERS_FIELD_NUMBER: _builtins.int
     NOT_FOUND_FIELD_NUMBER: _builtins.int
+    SALES_CHANNELS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def customers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Customer]:
         """The known customers, in the order of their first mention in the request."""
@@ -283,15 +310,22 @@ class GetCustomersResponse(_message.Message):
     def not_found(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The requested ids profile does not know, in request order."""
 
+    @_builtins.property
+    def sales_channels(self) -> _containers.ScalarMap[_builtins.str, _common_pb2.SalesChannel.ValueType]:
+        """With with_sales_channels: customer id -> the portrait's preferred sales channel (where most of their
+        orders, else events, came from); customers without one are left out.
+        """
+
     def __init__(
         self,
         *,
         customers: _abc.Iterable[Global___Customer] | None = ...,
         not_found: _abc.Iterable[_builtins.str] | None = ...,
+        sales_channels: _abc.Mapping[_builtins.str, _common_pb2.SalesChannel.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customers", b"customers", "not_found", b"not_found"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customers", b"customers", "not_found", b"not_found", "sales_channels", b"sales_channels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
