@@ -64,6 +64,14 @@ async def _segments(clients: Upstreams, customer_id: str, timeout_s: float) -> f
     return frozenset(s.name for s in reply.segments)
 
 
+async def _settled(call: Awaitable[Any]) -> Any:
+    """The call's answer, or the exception it raised (as gather(return_exceptions=True) gives it)."""
+    try:
+        return await call
+    except Exception as error:
+        return error
+
+
 async def gather(
     clients: Upstreams, customer_id: str, sources: set[str], windows: list[int], at: datetime, timeout_s: float
 ) -> tuple[CustomerFacts, dict[str, str]]:
@@ -73,7 +81,10 @@ async def gather(
         calls["profile"] = _profile(clients, customer_id, windows, TRAITS in sources, at, timeout_s)
     if SEGMENTS in sources:
         calls["segment"] = _segments(clients, customer_id, timeout_s)
-    answers = await asyncio.gather(*calls.values(), return_exceptions=True)
+    if len(calls) == 1:  # the usual case: awaited in place, without the task gather wraps each call in
+        answers: list[Any] = [await _settled(next(iter(calls.values())))]
+    else:
+        answers = await asyncio.gather(*calls.values(), return_exceptions=True)
     found: dict[str, Any] = {}
     missing: dict[str, str] = {}
     unavailable: dict[str, str] = {}
