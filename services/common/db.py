@@ -152,8 +152,9 @@ def bulk_insert(
     converters = [(position, _repeat_aware(convert)) for position, name in enumerate(order)
                   if (convert := _bind_processor(table.c[name].type, dialect)) is not None]
     params: list[Any] = []
+    in_order = source == list(range(len(source)))  # the usual case: no per-row reordering
     for row in tuples:
-        values = [row[i] for i in source]
+        values = list(row) if in_order else [row[i] for i in source]
         for position, convert in converters:
             values[position] = convert(values[position])
         params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))

@@ -67,6 +67,7 @@ SALES_CHANNELS = _members(SalesChannel, pe.SALES_CHANNEL)
 PAYMENT_CHANNELS = _members(PaymentChannel, pe.PAYMENT_CHANNEL)
 ITEM_EVENT_TYPES = (EventType.VIEW, EventType.ADD_TO_CART)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_new_line = tuple.__new__
 # Timestamp's documented range: 0001-01-01 to 9999-12-31.
 MIN_SECONDS, MAX_SECONDS = -62135596800, 253402300799
 
@@ -102,9 +103,10 @@ def event_from_proto(message: profile_pb2.Event) -> Event | str:
         order_id=message.order_id,
         quote_id=message.quote_id,
         query=message.query,
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: half the cost of a line, the bulk of this call.
         lines=tuple([
-            Line(ln.sku, ln.quantity or default_quantity, ln.unit_price_minor, ln.list_price_minor, ln.discount_minor,
-                 ln.category, ln.brand)
+            _new_line(Line, (ln.sku, ln.quantity or default_quantity, ln.unit_price_minor, ln.list_price_minor,
+                             ln.discount_minor, ln.category, ln.brand))
             for ln in message.lines
         ]),
     )

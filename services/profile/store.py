@@ -54,6 +54,10 @@ KEY_CACHE_SIZE = 500_000
 EVENT_COLUMNS = ("event_id", "customer_key", "anonymous_id", "type", "occurred_at", "sales_channel",
                  "payment_channel", "currency", "order_id", "quote_id", "query", "lines", "paid_minor", "stored_at")
 
+DIRTY_COLUMNS = ("customer_key", "marked")
+# Enum member -> stored text by dict lookup: the enum's .value descriptor costs more, thousands of times a call.
+_VALUES: dict[Any, str] = {None: "", **{m: m.value for e in (EventType, SalesChannel, PaymentChannel) for m in e}}
+
 customers_t = CustomerRow.__table__  # type: ignore[attr-defined]
 consents_t = ConsentRow.__table__  # type: ignore[attr-defined]
 links_t = IdentityLinkRow.__table__  # type: ignore[attr-defined]
@@ -250,7 +254,7 @@ class ProfileStore:
 
     def _mark_dirty(self, conn: Connection, keys: Iterable[int]) -> None:
         marked = _marker()
-        bulk_insert(conn, dirty_t, [{"customer_key": key, "marked": marked} for key in set(keys)])
+        bulk_insert(conn, dirty_t, [(key, marked) for key in set(keys)], columns=DIRTY_COLUMNS)
 
     # ---- tombstones ----
 
@@ -463,11 +467,10 @@ class ProfileStore:
                 if key is not None:
                     dirty.add(key)
                 rows.append((
-                    event.event_id, key, event.anonymous_id or None, event.type.value, event.occurred_at,
-                    event.sales_channel.value if event.sales_channel else "",
-                    event.payment_channel.value if event.payment_channel else "",
+                    event.event_id, key, event.anonymous_id or None, _VALUES[event.type], event.occurred_at,
+                    _VALUES[event.sales_channel], _VALUES[event.payment_channel],
                     event.currency, event.order_id, event.quote_id, event.query, lines_to_json(event.lines),
-                    sum([line.paid_minor for line in event.lines]), now,
+                    sum([q * unit - discount for _, q, unit, _, discount, _, _ in event.lines]), now,
                 ))
                 outcomes[index] = IngestOutcome(index, event.event_id, Status.ACCEPTED)
             # Ids stored earlier are found by the insert itself (ON CONFLICT DO NOTHING): when it
