@@ -33,9 +33,10 @@ def pick(popular: Popular, k: int, excluded: set[str]) -> Items:
 def fallback_answer(popular: Popular | None, customer_id: str, k: int, filters: pb.Filters, segment: str,
                     reason: str, now: float) -> dict[str, Any] | None:
     """The labelled popular-items answer for a customer, or None when there is no list yet or the request
-    constrains the catalogue (categories, stock) in ways a list of SKUs cannot check: breaking a business
-    filter would be worse than a 503. Personal preferences the list cannot honour are named as relaxed."""
-    if popular is None or filters.categories_in or filters.categories_not_in or filters.only_in_stock:
+    constrains the catalogue (categories, stock, brands: a channel rule's own-brand filter) in ways a list of
+    SKUs cannot check: breaking a business filter would be worse than a 503. Personal preferences the list cannot honour are named as relaxed."""
+    if (popular is None or filters.categories_in or filters.categories_not_in or filters.only_in_stock
+            or filters.brands_in or filters.brands_not_in):
         return None
     relaxed = [name for name, asked in (("exclude_bought", filters.exclude_bought),
                                         ("within_budget", filters.respect_purchasing_power),

@@ -10,6 +10,7 @@ from marksman.recommend.v1 import recommend_pb2 as pb
 
 from services.gateway.channel_filters import Applied, merged
 from services.gateway.channel_rules import RecommendationFilters
+from services.gateway.popular import Popular, fallback_answer
 from services.gateway.store import KeyStore
 from tests.unit.gateway import test_recommend_routes as routes
 from tests.unit.gateway.gateway_fakes import bearer
@@ -89,3 +90,10 @@ def test_merged_keeps_the_callers_filters_and_adds_the_rules() -> None:
     assert out is not None and list(out.categories_not_in) == ["Fees", "Toys"] and list(out.exclude_skus) == ["A"]
     assert out.exclude_bought and list(out.brands_in) == ["Own"] and not out.categories_in
     assert list(caller.brands_in) == []  # the caller's message is left as it was
+
+
+def test_the_popular_fallback_refuses_a_channels_brand_filter_rather_than_break_it() -> None:
+    popular = Popular((("S1", 9.0), ("S2", 8.0)), 0.0)
+    assert fallback_answer(popular, "c", 2, pb.Filters(), "", "down", 1.0) is not None
+    for filters in (pb.Filters(brands_in=["Own"]), pb.Filters(brands_not_in=["Rival"])):
+        assert fallback_answer(popular, "c", 2, filters, "", "down", 1.0) is None
