@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-# The high half of every migration lock key, so it cannot meet an advisory lock taken for another purpose.
-LOCK_NAMESPACE = 0x6D6B_736D  # "mksm"
+from services.common.locks import advisory_lock, lock_key
 
 
 def alembic_config(migrations_dir: Path, engine: Engine) -> Config:
@@ -23,34 +19,22 @@ def alembic_config(migrations_dir: Path, engine: Engine) -> Config:
     return config
 
 
-def lock_key(migrations_dir: Path) -> int:
-    """The advisory lock key of one migration history (stable across processes and Python versions)."""
-    low = zlib.crc32(migrations_dir.parent.name.encode())
-    value = (LOCK_NAMESPACE << 32) | low
-    return value - (1 << 64) if value >= 1 << 63 else value
+def lock_name(migrations_dir: Path) -> str:
+    """One lock per migration history (the service's package name)."""
+    return f"migrate:{migrations_dir.parent.name}"
 
 
-@contextmanager
-def upgrade_lock(migrations_dir: Path, engine: Engine) -> Iterator[None]:
-    """Holds a PostgreSQL session advisory lock while migrating: a migrations Job and a starting Deployment
-    on a fresh database would otherwise both create the alembic_version table and the first tables, and one
-    of them would fail. The second waits here, then finds the database at head. SQLite needs nothing: its
-    file has one writer, and one process per machine migrates it before replicas start."""
-    if engine.dialect.name != "postgresql":
-        yield
-        return
-    key = lock_key(migrations_dir)
-    with engine.connect() as holder:
-        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        holder.commit()
-        try:
-            yield
-        finally:
-            holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            holder.commit()
+def migration_lock_key(migrations_dir: Path) -> int:
+    return lock_key(lock_name(migrations_dir))
 
 
 def upgrade_to_head(migrations_dir: Path, engine: Engine) -> None:
-    """Brings the database to the newest revision; a no-op when it is there already."""
-    with upgrade_lock(migrations_dir, engine):
+    """Brings the database to the newest revision; a no-op when it is there already.
+
+    On PostgreSQL an advisory lock is held meanwhile: a migrations Job and a starting Deployment on a fresh
+    database would otherwise both create the alembic_version table and the first tables, and one would fail.
+    The second waits, then finds the database at head. SQLite's file has one writer, and one process per
+    machine migrates it before replicas start.
+    """
+    with advisory_lock(engine, lock_name(migrations_dir)):
         command.upgrade(alembic_config(migrations_dir, engine), "head")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from services.common.db import bulk_insert, member_of, transaction
 from services.common.errors import FailedPrecondition, NotFound
+from services.common.locks import advisory_lock, nobody_holds
 from services.common.migrate import upgrade_to_head
 from services.common.tombstones import TombstoneHasher
 from services.recommend.catalogue import SOURCE_CATALOGUE, SOURCE_EVENTS, Item
@@ -22,6 +24,7 @@ from services.recommend.models import CustomerFeaturesRow, ItemRow, MetaRow, Mod
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVING_KEY = "serving_version"
+TRAINING_LOCK = "recommend:training"
 # Rows per statement: member_of binds one parameter whatever the size; this bounds memory per batch.
 CHUNK = 5000
 
@@ -231,9 +234,17 @@ class RecommendStore:
                                  .values(state=SUPERSEDED))
                 conn.execute(self._upsert_meta(conn), [{"key": SERVING_KEY, "value": str(version)}])
 
+    def training_lock(self) -> AbstractContextManager[None]:
+        """Held by the process that trains, for the whole run (PostgreSQL): a replica starting meanwhile sees
+        that the run it finds "training" is alive."""
+        return advisory_lock(self.engine, TRAINING_LOCK)
+
     def fail_interrupted(self, now: datetime) -> list[int]:
-        """Marks runs left "training" by a stopped process as failed; returns their versions."""
+        """Marks runs left "training" by a stopped process as failed; returns their versions. A run whose
+        process still holds the training lock (another replica, alive) is left alone."""
         with transaction(self.engine) as conn:
+            if not nobody_holds(conn, TRAINING_LOCK):
+                return []
             stale = list(conn.execute(select(versions_t.c.version).where(versions_t.c.state == TRAINING)).scalars())
             if stale:
                 conn.execute(update(versions_t).where(versions_t.c.state == TRAINING).values(

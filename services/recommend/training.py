@@ -197,7 +197,8 @@ class Trainer:
         progress: dict[str, Any] = {}
         state = FAILED
         try:
-            state = self._train(version, request, progress, started)
+            with self.store.training_lock():
+                state = self._train(version, request, progress, started)
         except Exception as error:
             log.exception("training run failed", extra={"version": version})
             outcome = Outcome(FAILED, describe_failure(error), seconds=time.perf_counter() - started, **progress)

@@ -175,3 +175,18 @@ def test_network_policies_follow_the_upstreams() -> None:
         "service": {"name": "campaign", "port": {"name": "partner"}}}
     assert ("HorizontalPodAutoscaler", "gateway") in docs and ("HorizontalPodAutoscaler", "campaign") in docs
     assert "replicas" not in docs[("Deployment", "gateway")]["spec"]  # the autoscaler owns it
+
+
+def test_recommend_scales_out_on_a_shared_volume() -> None:
+    docs = rendered_base()
+    assert docs[("PersistentVolumeClaim", "recommend-data")]["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert docs[("HorizontalPodAutoscaler", "recommend")]["spec"]["minReplicas"] == 2
+    deployment = docs[("Deployment", "recommend")]["spec"]
+    assert "replicas" not in deployment and "strategy" not in deployment  # rolled, both pods mount the volume
+
+
+def test_catalog_refuses_replicas_on_a_read_write_once_volume(tmp_path: Path) -> None:
+    bad = tmp_path / "services.toml"
+    bad.write_text('[a]\nkind = "grpc"\nextra = "a"\nreplicas = 2\nvolume = "1Gi"\n')
+    with pytest.raises(ValueError, match="ReadWriteMany"):
+        catalog.load(bad)

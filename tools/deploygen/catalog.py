@@ -36,6 +36,8 @@ class Service:
     singleton: str = ""
     autoscale: Autoscale | None = None
     volume: str = ""
+    # ReadWriteMany lets every replica mount it (a shared file system); ReadWriteOnce means one pod at a time.
+    volume_access: str = "ReadWriteOnce"
     system_packages: str = ""
     cpu: str = "250m"
     memory: str = "256Mi"
@@ -112,6 +114,8 @@ def load(path: Path = CATALOG) -> list[Service]:
         )
         if service.kind not in KINDS:
             raise ValueError(f"{path}: {name}: kind must be one of {KINDS}")
+        if service.volume and service.volume_access == "ReadWriteOnce" and (service.replicas > 1 or service.autoscale):
+            raise ValueError(f"{path}: {name}: more than one replica needs volume_access = \"ReadWriteMany\"")
         services.append(service)
     names = {s.name for s in services}
     for service in services:

@@ -98,7 +98,7 @@ def data_volume(service: Service) -> Doc:
 def volume_claim(service: Service) -> Doc:
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"name": f"{service.name}-data", "labels": labels(service.name, "server")},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": service.volume}}}}
+            "spec": {"accessModes": [service.volume_access], "resources": {"requests": {"storage": service.volume}}}}
 
 
 def deployment(service: Service, component: str, replicas: int | None, env: list[Doc]) -> Doc:
@@ -135,7 +135,7 @@ def deployment(service: Service, component: str, replicas: int | None, env: list
     }
     if replicas is not None:
         spec = {"replicas": replicas, **spec}
-    if component == "worker" or service.volume:
+    if component == "worker" or (service.volume and service.volume_access == "ReadWriteOnce"):
         # Never two background workers at once; a ReadWriteOnce volume cannot be in two pods during a rollout.
         spec["strategy"] = {"type": "Recreate"}
     else:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from services.common.migrate import lock_key
+from services.common.migrate import migration_lock_key as lock_key
 from tests.support import postgres
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,4 +1,5 @@
-"""Replicas on one database: a version trained by one process serves in the other, erasures reach both."""
+"""Replicas on one database: a version trained by one process serves in the other, erasures reach both, and a
+starting replica does not fail another's training."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from services.recommend.follow import Follower
 from services.recommend.modelfiles import ModelFiles
 from services.recommend.recipe import resolve
 from services.recommend.serving import Serving, Wanted
-from services.recommend.store import RecommendStore
+from services.recommend.store import FAILED, TRAINING, RecommendStore
 from services.recommend.training import Trainer, TrainRequest
+from tests.support import postgres
 from tests.unit.recommend.service_fakes import NOW, FrameSource, synthetic_interactions, synthetic_portraits
 
 GOOD = {"epochs": 10, "components": 16}
@@ -124,3 +126,16 @@ def test_the_thread_follows_until_stopped(pair: tuple[Replica, Replica]) -> None
     finally:
         second.follower.stop()
     assert not second.follower.is_alive()
+
+
+def test_a_starting_replica_leaves_a_live_replicas_training_alone(pg_admin_url: str) -> None:
+    url = postgres.create_database(pg_admin_url)
+    training, starting = RecommendStore(make_engine(url)), RecommendStore(make_engine(url))
+    training.migrate()
+    version = training.start_version({}, None, False, False, NOW)
+    with training.training_lock():
+        assert starting.fail_interrupted(NOW) == []
+        assert starting.get_version(version).state == TRAINING
+    # Its process is gone (the lock with it): the run was interrupted.
+    assert starting.fail_interrupted(NOW) == [version]
+    assert starting.get_version(version).state == FAILED
