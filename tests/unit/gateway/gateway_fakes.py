@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 import re
 import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -359,6 +361,20 @@ def start_fake_server(segments: FakeSegment | None = None) -> FakeServer:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return FakeServer(server, port, fake, health_servicer, segments)
+
+
+@contextmanager
+def serving(register: Callable[[Any, grpc.Server], None], servicer: Any) -> Iterator[str]:
+    """One fake servicer on a real gRPC server on a free port (`register` is the add_..._to_server of its
+    service); yields the address and stops the server afterwards."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    register(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(0)
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 
-import grpc
 import pytest
 from fastapi.testclient import TestClient
 from marksman.campaign.v1 import campaign_pb2 as pb
@@ -17,6 +15,7 @@ from marksman.common.v1 import common_pb2
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
 from services.gateway.store import KeyStore
+from tests.unit.gateway.gateway_fakes import serving
 
 RULES: dict[str, Any] = {"currency": "GBP", "rules": [], "channel_rules": {"channels": {
     "marketplace": {"campaign_channels": ["email", "push"]},
@@ -43,13 +42,9 @@ class FakeCampaign(campaign_pb2_grpc.CampaignServiceServicer):
 
 @pytest.fixture
 def fake() -> Iterator[tuple[FakeCampaign, str]]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     servicer = FakeCampaign()
-    campaign_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, f"127.0.0.1:{port}"
-    server.stop(0)
+    with serving(campaign_pb2_grpc.add_CampaignServiceServicer_to_server, servicer) as address:
+        yield servicer, address
 
 
 @pytest.fixture
