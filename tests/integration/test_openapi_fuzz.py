@@ -49,7 +49,9 @@ def schemathesis_run(
         "--report", "junit", "--report-junit-path", str(report),
         "--no-color",
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    # Run in the report's folder: schemathesis keeps a cache of past failures (.schemathesis/) in its working
+    # directory and replays them, and CI must start from nothing.
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=report.parent)
 
 
 # The admin key reaches every route, so its run is the deep one (the coverage phase's boundary and invalid
