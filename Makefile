@@ -66,5 +66,10 @@ bench-recommend-quality: setup
 bench-gateway: setup
 	$(BIN)/python bench/gateway.py
 
+# bench/resilience.py: client CPU per upstream call, bare stub vs the read retry policy vs Upstreams.call (breaker).
+.PHONY: bench-resilience
+bench-resilience: setup
+	$(BIN)/python bench/resilience.py
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
