@@ -30,7 +30,12 @@ PUSH_SECONDS = Histogram(
 LAUNCHED = Counter("marksman_campaign_launch_deliveries_total", "Deliveries written by launches (holdout included).")
 RESPONSES = Counter(
     "marksman_campaign_responses_total",
-    "Responses partners reported for sent messages, counted once per message: delivered, opened, clicked, "
-    "unsubscribed.",
+    "Responses counted once per message: delivered, opened, clicked, unsubscribed (partners' receipts) and "
+    "converted (an order attributed to the campaign, when a report first attributes it).",
     ["kind"],
+)
+ATTRIBUTED_REVENUE = Counter(
+    "marksman_campaign_attributed_revenue_minor_total",
+    "Revenue of targeted customers' orders attributed to campaigns (minor units), when first attributed.",
+    ["currency"],
 )

@@ -104,6 +104,22 @@ class DeliveryRow(CampaignModel, table=True):
     unsubscribed_at: datetime | None = None
 
 
+class AttributionRow(CampaignModel, table=True):
+    """A targeted customer's response counted once: the first report that attributes it records it (and counts
+    it in the metrics), later reports and other replicas find it here."""
+
+    __tablename__ = "attributions"
+    __table_args__ = (UniqueConstraint("campaign_id", "customer_id", name="uq_attributions_campaign_customer"),
+                      Index("ix_attributions_customer", "customer_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaigns.id")
+    customer_id: str = Field(max_length=128)
+    revenue_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    attributed_at: datetime
+
+
 class TombstoneRow(CampaignModel, table=True):
     """Salted hash of an erased customer id: a launch never targets it again."""
 

@@ -14,8 +14,10 @@ from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
 
 from services.campaign import report
-from services.campaign.attribution import Order, attribute
+from services.campaign.attribution import Order, Response, attribute
+from services.campaign.metrics import ATTRIBUTED_REVENUE, RESPONSES
 from services.campaign.store import CampaignStore
+from services.common import clock
 from services.common.errors import InvalidArgument, Unavailable
 
 PAGE = 5000
@@ -107,9 +109,19 @@ class Reports:
             if info.launched_at is not None and self.orders is not None and recipients:
                 responses = attribute(recipients, orders, launched_at=info.launched_at,
                                       window=timedelta(days=spec.attribution_days), currency=spec.currency).responses
+                self._count_new(campaign_id, responses, spec.currency)
             results.append((report.build(str(campaign_id), spec.name, spec.currency, recipients, responses),
                             spec.attribution_days))
         return results
+
+    def _count_new(self, campaign_id: int, responses: list[Response], currency: str) -> None:
+        """Conversions and revenue go into the metrics once, when a report first attributes them (the store
+        remembers which were counted, across reports, restarts and replicas)."""
+        targeted = [(r.customer_id, r.revenue_minor) for r in responses if not r.holdout]
+        new = self.store.record_attributions(campaign_id, targeted, currency, clock.now())
+        if new:
+            RESPONSES.labels("converted").inc(len(new))
+            ATTRIBUTED_REVENUE.labels(currency).inc(sum(revenue for _, revenue in new))
 
     def report(self, campaign_id: int) -> pb.CampaignReport:
         figures, days = self.figures(campaign_id)

@@ -25,13 +25,21 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.campaign import spec as specs
 from services.campaign.attribution import Recipient
-from services.campaign.models import CampaignRow, DeliveryRow, MetaRow, PartnerRow, TombstoneRow
+from services.campaign.models import (
+    AttributionRow,
+    CampaignRow,
+    DeliveryRow,
+    MetaRow,
+    PartnerRow,
+    TombstoneRow,
+)
 from services.campaign.states import Action, State, after
 from services.common.db import bulk_insert, copy_rows, member_of, transaction
 from services.common.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -46,6 +54,7 @@ campaigns_t = CampaignRow.__table__  # type: ignore[attr-defined]
 partners_t = PartnerRow.__table__  # type: ignore[attr-defined]
 deliveries_t = DeliveryRow.__table__  # type: ignore[attr-defined]
 tombstones_t = TombstoneRow.__table__  # type: ignore[attr-defined]
+attributions_t = AttributionRow.__table__  # type: ignore[attr-defined]
 meta_t = MetaRow.__table__  # type: ignore[attr-defined]
 
 PENDING, QUEUED, SENT, FAILED, DEAD, SKIPPED, HOLDOUT = "pending", "queued", "sent", "failed", "dead", "skipped", "holdout"
@@ -650,6 +659,23 @@ class CampaignStore:
                                 .where(d.campaign_id == campaign_id).order_by(d.id))
             return [Recipient(r[0], r[1] == HOLDOUT, r[2] if r[1] == SENT else None, r[3], int(r[4])) for r in rows]
 
+    def record_attributions(self, campaign_id: int, responses: Sequence[tuple[str, int]], currency: str,
+                            now: datetime) -> list[tuple[str, int]]:
+        """Records targeted customers' responses (customer, revenue) not recorded before, and returns only those:
+        each response is counted once whichever report, process or replica attributes it first."""
+        a = attributions_t.c
+        with transaction(self.engine) as conn:
+            known = set(conn.execute(select(a.customer_id).where(a.campaign_id == campaign_id)).scalars())
+            fresh = [{"campaign_id": campaign_id, "customer_id": customer, "revenue_minor": revenue,
+                      "currency": currency, "attributed_at": now}
+                     for customer, revenue in responses if customer not in known]
+            if not fresh:
+                return []
+            stmt = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(attributions_t)
+            added = conn.execute(stmt.on_conflict_do_nothing(index_elements=["campaign_id", "customer_id"])
+                                 .returning(a.customer_id, a.revenue_minor), fresh)
+            return [(row[0], int(row[1])) for row in added]
+
     # ---- erasure ----
 
     def erase_customer(self, customer_id: str, now: datetime) -> int:
@@ -661,9 +687,10 @@ class CampaignStore:
             existing = conn.execute(select(tombstones_t.c.id_hash).where(tombstones_t.c.id_hash == id_hash)).first()
             if existing is None:
                 conn.execute(insert(tombstones_t), [{"id_hash": id_hash, "erased_at": now}])
+            attributed = conn.execute(delete(attributions_t).where(attributions_t.c.customer_id == customer_id))
             # A pseudonym per row (its id) breaks the link between rows of the same person as well.
             return int(conn.execute(update(deliveries_t).where(d.customer_id == customer_id).values(
-                customer_id=literal("erased-") + cast(d.id, String), payload=None)).rowcount)
+                customer_id=literal("erased-") + cast(d.id, String), payload=None)).rowcount) + int(attributed.rowcount)
 
 
     def _erased(self, conn: Connection, customer_ids: Sequence[str]) -> set[str]:
