@@ -138,7 +138,8 @@ def recommendations() -> list[tuple[str, list[Panel]]]:
             Panel("Offline precision@k of the serving model", [(
                 "max(marksman_recommend_serving_precision_at_k)", "precision@k")], "percentunit"),
             Panel("Serving model age", [(
-                "time() - max(marksman_recommend_serving_model_trained_timestamp_seconds)", "age")], "s"),
+                # Replicas serving no model yet export 0: left out, or the age would read 56 years.
+                "time() - max(marksman_recommend_serving_model_trained_timestamp_seconds > 0)", "age")], "s"),
             Panel("Trainings by outcome (per day)", [(
                 "sum by (outcome) (increase(marksman_recommend_training_seconds_count[1d]))", "{{outcome}}")]),
             Panel("Training time (mean per outcome)", [(
