@@ -7,10 +7,8 @@ receiver over HTTP, the gateway in front. Each process's own /metrics shows what
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.partner_sample.process import Receiver, running
 from services.stack import Stack
+from tests.integration.test_campaign_stack import client, state, wait_for
 from tests.support import postgres
 
 pytestmark = pytest.mark.integration
@@ -51,11 +50,6 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
         yield started
 
 
-def client(stack: Stack, scope: str) -> httpx.Client:
-    return httpx.Client(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {stack.api_keys()[scope]}"},
-                        timeout=180)
-
-
 @pytest.fixture(scope="module")
 def admin(stack: Stack) -> Iterator[httpx.Client]:
     with client(stack, "admin") as c:
@@ -74,21 +68,6 @@ def metric(stack: Stack, process: str, name: str, labels: Mapping[str, str] | No
     wanted = dict(labels or {})
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                if sample.name == name and wanted.items() <= sample.labels.items())
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
-
-
-def campaign_state(admin: httpx.Client, campaign_id: int) -> dict[str, Any]:
-    answer = admin.get(f"/v1/campaigns/{campaign_id}")
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
 
 
 def test_two_campaign_processes_share_a_dispatch_without_duplicates(
@@ -123,9 +102,9 @@ def test_two_campaign_processes_share_a_dispatch_without_duplicates(
     sent_before = {p: metric(stack, p, "marksman_campaign_deliveries_total", {"state": "sent"})
                    for p in stack.replica_names("campaign")}
     assert admin.post(f"/v1/campaigns/{cid}/launch").status_code == 200
-    wait_for(lambda: campaign_state(admin, cid)["state"] == "completed", timeout_s=240)
+    wait_for(lambda: state(admin, cid).get("state") == "completed", timeout_s=240)
 
-    counts = campaign_state(admin, cid)["counts"]
+    counts = state(admin, cid)["counts"]
     assert counts["sent"] == counts["targeted"] == RECIPIENTS
     assert counts["pending"] == counts["failed"] == counts["dead"] == 0
     sent = {p: metric(stack, p, "marksman_campaign_deliveries_total", {"state": "sent"}) - sent_before[p]
