@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.gateway import batch
-from services.gateway.event_structs import Event, Line, decode_clean, from_validated, parse_instant
+from services.gateway.event_structs import Event, Line, decode_clean, parse_instant
 from services.gateway.schemas import EventIn, LineIn
 
 # Characters where the two libraries' ideas of whitespace, patterns and lengths could part ways.
