@@ -38,7 +38,7 @@ PROFILE_RETRY_S = 5.0
 
 @dataclass(frozen=True)
 class DispatchSettings:
-    claim_size: int = 500
+    claim_size: int = 1000
     lease_s: float = 60.0
     poll_s: float = 0.5
     max_attempts: int = 6

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -25,8 +25,7 @@ ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 SENT, FAILED, RETRY = "sent", "failed", "retry"
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     key: str
     outcome: str
     reason: str = ""

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Engine,
@@ -119,8 +119,9 @@ class NewPartner:
     channel: str
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
+# The dispatch path's records are NamedTuples: a frozen dataclass's __init__ (object.__setattr__ per field) was a
+# twentieth of the dispatcher's CPU at hundreds of rows per batch.
+class Claimed(NamedTuple):
     """A pending delivery a worker holds until its lease ends."""
 
     id: int
@@ -174,8 +175,7 @@ class DeliveryInfo:
     cost_minor: int
 
 
-@dataclass(frozen=True, slots=True)
-class Reserved:
+class Reserved(NamedTuple):
     """A delivery about to be sent: its channel, partner, what it costs, and the message (pull partners)."""
 
     id: int
@@ -185,8 +185,7 @@ class Reserved:
     payload: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What became of a sent delivery: sent, failed (refused for good), dead, or retry at `retry_at`."""
 
     id: int
