@@ -66,6 +66,11 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def ok(example: dict[str, Any], code: int = 200) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry giving the success answer's example (its schema comes from `response_model`)."""
+    return {code: {"content": {"application/json": {"example": example}}}}
+
+
 def either(code: int, description: str, model: type[BaseModel], example: dict[str, Any]) -> dict[int | str, Any]:
     """`responses=` entry for a code answered with `model` (a batch whose every item failed) or ErrorOut."""
     refs = [{"$ref": f"#/components/schemas/{name}"} for name in (model.__name__, ErrorOut.__name__)]

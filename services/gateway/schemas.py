@@ -167,6 +167,12 @@ class EventResult(BaseModel):
 
 
 class EventsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": 2, "duplicates": 1, "rejected": 1, "results": [
+        {"index": 0, "event_id": "order-536365", "status": "accepted"},
+        {"index": 1, "event_id": "order-536366", "status": "accepted"},
+        {"index": 2, "event_id": "order-536365", "status": "duplicate"},
+        {"index": 3, "event_id": "view-9", "status": "rejected", "reason": "type: unknown event type 'teleport'"}]}]})
+
     accepted: int
     duplicates: int
     rejected: int
@@ -181,6 +187,9 @@ class UpsertResultOut(BaseModel):
 
 
 class CustomersOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [{"customer_id": "17850", "ok": True, "created": True},
+                                                         {"customer_id": "13047", "ok": True, "created": False}]}]})
+
     results: list[UpsertResultOut]
 
 
@@ -196,6 +205,21 @@ class ConsentOut(BaseModel):
 
 
 class PortraitOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "customer_id": "13261", "computed_at": "2011-12-10T00:00:00Z", "has_orders": True, "recency_days": 268,
+        "frequency": 2, "monetary": {"amount_minor": 94410, "currency": "GBP"},
+        "average_order_value": {"amount_minor": 47205, "currency": "GBP"}, "r_score": 1, "f_score": 2, "m_score": 4,
+        "rfm_segment": "at_risk", "lifecycle_stage": "churned", "purchasing_power": 0.7505,
+        "purchasing_power_by_category": {"Candles & Lights": 0.4109, "Home": 0.8614, "Party": 0.6789},
+        "price_sensitivity": 0.6085, "brand_loyalty": 0.0, "category_loyalty": 0.4372,
+        "top_categories": ["Home", "Party", "Candles & Lights"], "preferred_payment_channel": "cash_on_delivery",
+        "preferred_sales_channel": "marketplace", "first_order_at": "2011-02-27T10:41:00Z",
+        "last_order_at": "2011-03-16T12:22:00Z", "last_event_at": "2011-03-16T12:22:00Z",
+        "purchase_interval_days": 17.07, "views": 0, "carts": 0, "searches": 0, "refunds": 0,
+        "region": "United Kingdom", "time_zone": "Europe/London",
+        "consents": [{"channel": "email", "granted": True, "changed_at": "2011-02-27T10:41:00Z"}],
+        "base_computed_at": "2011-12-10T00:00:00Z"}]})
+
     customer_id: str
     computed_at: datetime | None
     has_orders: bool
@@ -231,6 +255,9 @@ class PortraitOut(BaseModel):
 
 
 class ErasureOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"customer_id": "17850", "services": {"gateway": 3, "profile": 312, "segment": 14, "recommend": 1,
+                                                       "campaign": 2}, "skipped": []}]})
+
     customer_id: str
     services: dict[str, int] = Field(description="Records deleted per service.")
     skipped: list[str] = Field(
@@ -253,6 +280,8 @@ class MergeIdentityIn(Strict):
 
 
 class MergeIdentityOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"events_moved": 4}]})
+
     events_moved: int
 
 
@@ -264,17 +293,32 @@ class ConsentsIn(Strict):
 
 
 class ConsentsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"customer_id": "17850", "consents": [
+        {"channel": "email", "granted": True, "changed_at": "2011-01-05T10:00:00Z"},
+        {"channel": "sms", "granted": False, "changed_at": "2011-11-30T18:00:00Z"}]}]})
+
     customer_id: str
     consents: list[ConsentOut]
 
 
 class RecomputeOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"customers": 4371, "seconds": 16.8, "computed_at": "2011-12-10T00:00:00Z"}]})
+
     customers: int
     seconds: float
     computed_at: datetime | None
 
 
 class SummaryOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "customers": 4371, "customers_with_orders": 4336, "orders": 18489, "events": 23750,
+        "revenue": {"amount_minor": 827189012, "currency": "GBP"},
+        "rfm_segments": {"champions": 627, "loyal": 810, "potential_loyalists": 510, "new_customers": 32,
+                         "promising": 88, "need_attention": 188, "about_to_sleep": 355, "at_risk": 568,
+                         "cant_lose_them": 70, "hibernating": 750, "lost": 338},
+        "lifecycle_stages": {"new": 264, "active": 2571, "at_risk": 532, "dormant": 719, "churned": 307},
+        "base_computed_at": "2011-12-10T00:00:00Z", "pending_portraits": 0}]})
+
     customers: int
     customers_with_orders: int
     orders: int
@@ -287,6 +331,8 @@ class SummaryOut(BaseModel):
 
 
 class HealthOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok"]
 
 

@@ -14,7 +14,7 @@ from services.gateway.auth import PLATFORM, require
 from services.gateway.deps import settings, upstreams
 from services.gateway.errors import ApiError
 from services.gateway.metrics import count_quote
-from services.gateway.openapi import error_example, errors
+from services.gateway.openapi import error_example, errors, ok
 from services.gateway.pricing import CustomerFacts, Usage, needed_sources, price, usage_needed
 from services.gateway.pricing_schemas import QUOTE_EXAMPLE, QuoteIn, QuoteOut
 from services.gateway.routes.pricing import Store
@@ -24,6 +24,26 @@ from services.gateway.store import PricingStore
 router = APIRouter(tags=["pricing"], dependencies=[Depends(require(PLATFORM))])
 QuoteId = Annotated[str, Path(pattern=ID_PATTERN, description="The quote's id.", examples=["q-5f0c2a9d41b7e3a8c6d2f1e0"])]
 _RID = "6f1c0d0e9b7a4c2d8e5f3a1b2c4d6e8f"
+_WALLET = {"rule_id": "wallets", "kind": "payment", "name": "Wallet payment", "rule_set_version": 1,
+           "reason": "Wallet payment: paying by wechat_pay; 2% off"}
+_DECEMBER = {"rule_id": "december-deals", "kind": "offer", "name": "December deals", "rule_set_version": 1,
+             "reason": "December deals: price_sensitivity 0.61 >= 0.60, 2011-12-01T00:00:00Z to "
+                       "2012-01-01T00:00:00Z; 10% off"}
+# A quote of the demo stack (services/demo): a price-sensitive customer paying by wechat_pay.
+QUOTE_OUT_EXAMPLE = {
+    "quote_id": "q-a9aa3978540f0348c8e06bd2", "created_at": "2011-12-10T00:00:00Z",
+    "expires_at": "2011-12-10T00:15:00Z", "expired": False, "rule_set_version": 1, "customer_id": "13261",
+    "currency": "GBP", "sales_channel": "app", "payment_channel": "wechat_pay", "at": "2011-12-10T00:00:00Z",
+    "list_minor": 590, "final_minor": 520, "discount_minor": 70,
+    "discounts": [{**_DECEMBER, "amount_minor": 59}, {**_WALLET, "amount_minor": 11}],
+    "not_applied": [{"rule_id": "vip", "kind": "vip_tiers", "name": "VIP",
+                     "reason": "spend 944.10 GBP in the last 365 days is below the lowest tier 'silver' (1,000.00 GBP)"}],
+    "lines": [{"index": 0, "sku": "85123A", "quantity": 2, "unit_list_price_minor": 295, "list_minor": 590,
+               "floor_minor": 295, "final_minor": 520, "discount_minor": 70,
+               "discounts": [{**_DECEMBER, "amount_minor": 59}, {**_WALLET, "amount_minor": 11}], "not_applied": []}],
+    "degraded": False, "unavailable": {},
+    "request": {"lines": [{"sku": "85123A", "list_price_minor": 295, "quantity": 2, "cost_price_minor": None,
+                           "category": "Candles & Lights"}]}}
 
 
 @router.post(
@@ -36,7 +56,7 @@ _RID = "6f1c0d0e9b7a4c2d8e5f3a1b2c4d6e8f"
                 "When profile or segment cannot answer in time the quote is still given, without the rules that "
                 "need their data: `degraded` is true and `unavailable` names the upstream and why.",
     response_model=QuoteOut,
-    responses={**errors(400, 401, 403, 413, 415, 422),
+    responses={**ok(QUOTE_OUT_EXAMPLE, 201), **errors(400, 401, 403, 413, 415, 422),
                **error_example(409, "No rule set has been saved yet.", {
                    "error": "no pricing rule set has been saved yet: PUT /v1/pricing/rule-set first",
                    "detail": None, "request_id": _RID})},
@@ -77,7 +97,7 @@ async def create_quote(body: QuoteIn, request: Request) -> Response:
     "/v1/quotes/{quote_id}",
     summary="A quote given before, as it was given; `expired` says whether it still holds",
     response_model=QuoteOut,
-    responses={**errors(401, 403, 422), **error_example(404, "No quote by that id.", {
+    responses={**ok(QUOTE_OUT_EXAMPLE), **errors(401, 403, 422), **error_example(404, "No quote by that id.", {
         "error": "there is no quote q-5f0c2a9d41b7e3a8c6d2f1e0", "detail": None, "request_id": _RID})},
 )
 async def get_quote(quote_id: QuoteId, store: Store) -> Response:

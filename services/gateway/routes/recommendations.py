@@ -22,7 +22,7 @@ from services.gateway.clients import Upstreams
 from services.gateway.deps import upstreams
 from services.gateway.errors import ApiError, UpstreamError
 from services.gateway.metrics import FALLBACKS
-from services.gateway.openapi import body_schema, either, error_example, errors
+from services.gateway.openapi import body_schema, either, error_example, errors, ok
 from services.gateway.popular import FALLBACK, fallback_answer
 from services.gateway.routes.customers import CustomerId
 from services.gateway.schemas import CURRENCY_PATTERN, AwareDatetime, MoneyOut, Strict
@@ -317,6 +317,21 @@ NOT_CONFIGURED_503 = error_example(
 )
 
 
+# Answers of the demo stack (services/demo), for the document.
+RECOMMENDATIONS_EXAMPLE = {
+    "customer_id": "13261", "model_version": 3, "fallback": None, "degraded": False,
+    "items": [{"sku": "85123A", "score": 1.4745}, {"sku": "22086", "score": 1.472}],
+    "channel": {"name": "web", "rule": None, "rule_set_version": 3, "filters": None}}
+SIMILAR_EXAMPLE = {
+    "sku": "85123A", "model_version": 3, "fallback": None,
+    "items": [{"sku": "21733", "score": 0.7584}, {"sku": "21754", "score": 0.7534}],
+    "channel": {"name": "web", "rule": None, "rule_set_version": 3, "filters": None}}
+ITEM_EXAMPLE = {
+    "sku": "85123A", "category": "Home", "brand": "", "price": {"amount_minor": 295, "currency": "GBP"},
+    "in_stock": True, "tags": ["heart", "holder"], "price_band": "p4", "source": "catalogue",
+    "updated_at": "2011-12-10T00:00:00Z", "hidden": False}
+
+
 @router.get(
     "/v1/customers/{customer_id}/recommendations",
     summary="The customer's top-k items, with business filters",
@@ -327,7 +342,7 @@ NOT_CONFIGURED_503 = error_example(
                 "popular items the gateway last got from recommend (refreshed in the background while it "
                 "answers), without the filters named in `relaxed_filters`.",
     response_model=RecommendationsOut,
-    responses={**errors(401, 403, 409, 422, 502), **NOT_CONFIGURED_503},
+    responses={**ok(RECOMMENDATIONS_EXAMPLE), **errors(401, 403, 409, 422, 502), **NOT_CONFIGURED_503},
     dependencies=Platform,
 )
 async def recommendations(
@@ -370,7 +385,7 @@ async def recommendations(
     description="Nearest items by the model's item representations; an item the model has not seen yet is placed "
                 "by its catalogue features (`fallback: item_features`).",
     response_model=SimilarOut,
-    responses={**errors(401, 403, 404, 409, 422, 502), **NOT_CONFIGURED_503},
+    responses={**ok(SIMILAR_EXAMPLE), **errors(401, 403, 404, 409, 422, 502), **NOT_CONFIGURED_503},
     dependencies=Platform,
 )
 async def similar_items(
@@ -456,7 +471,7 @@ async def upsert_items(request: Request, clients: Clients, stub: Recommend) -> R
     "/v1/items/{sku}",
     summary="One catalogue item, with its price band",
     response_model=ItemOut,
-    responses={**errors(401, 403, 404, 422, 502), **NOT_CONFIGURED_503},
+    responses={**ok(ITEM_EXAMPLE), **errors(401, 403, 404, 422, 502), **NOT_CONFIGURED_503},
     dependencies=Platform,
 )
 async def get_item(sku: SkuPath, clients: Clients, stub: Recommend) -> Response:
