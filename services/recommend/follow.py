@@ -1,17 +1,17 @@
-"""Replicas follow the store: a promoted model version is loaded, and customers erased elsewhere are dropped.
+"""Replicas follow the store: a promoted model version is loaded, customers erased elsewhere are dropped, and
+items changed elsewhere get their stock and hidden flags.
 
-Every process of the service serves; only the one that trains a version, or receives an erasure, changes
-its memory at once. The others poll two cheap reads every few seconds and catch up.
+Every process of the service serves; only the one that trains a version, or receives an erasure or items,
+changes its memory at once. The others poll two small reads every few seconds and catch up.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
 
 from services.recommend.serving import Serving
-from services.recommend.store import RecommendStore
+from services.recommend.store import Changes, RecommendStore
 from services.recommend.telemetry import FOLLOWS
 from services.recommend.training import Trainer
 
@@ -28,19 +28,23 @@ class Follower(threading.Thread):
         self.guard = guard
         self.interval_s = interval_s
         self._halt = threading.Event()
-        # The erasures seen so far (count, newest time), read before the process loads its first version
-        # (which leaves out what was erased before): an erasure after that is seen as new.
-        self._erasures: tuple[int, datetime | None] = store.serving_state()[1:]
+        # What the store said before the process loaded its first version (which leaves out what was erased
+        # before and reads the items as they are): a change after that is seen as new.
+        self._seen: Changes = store.changes()
         # A version whose files could not be read is not tried again on every poll.
         self._unreadable: int | None = None
 
     def check(self) -> None:
-        """One poll: loads a newly promoted version, drops newly erased customers."""
-        version, erasures, newest = self.store.serving_state()
-        seen = (erasures, newest)
-        if seen != self._erasures:
+        """One poll: loads a newly promoted version, drops newly erased customers, applies changed items."""
+        now = self.store.changes()
+        before, self._seen = self._seen, now
+        if (now.erasures, now.newest_erasure) != (before.erasures, before.newest_erasure):
             self._forget_erased()
-        self._erasures = seen
+        if now.catalogue != before.catalogue:
+            in_stock, hidden = self.store.item_flags()
+            self.serving.update_items(in_stock, hidden)
+            FOLLOWS.labels("items").inc()
+        version = now.serving_version
         loaded = self.serving.loaded
         if version is None or version == self._unreadable or (loaded is not None and loaded.version == version):
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from services.recommend.models import CustomerFeaturesRow, ItemRow, MetaRow, Mod
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVING_KEY = "serving_version"
+# A new random value each time the platform changes items: replicas compare it to apply stock and hidden flags.
+CATALOGUE_KEY = "catalogue_marker"
 TRAINING_LOCK = "recommend:training"
 # Rows per statement: member_of binds one parameter whatever the size; this bounds memory per batch.
 CHUNK = 5000
@@ -70,6 +73,16 @@ class ModelVersion:
     finished_at: datetime | None
     seconds: float
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What other processes changed, as replicas poll it: compared whole with the previous poll."""
+
+    serving_version: int | None
+    erasures: int
+    newest_erasure: datetime | None
+    catalogue: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +155,14 @@ class RecommendStore:
                 conn.execute(delete(items_t).where(member_of(items_t.c.sku, part, conn.dialect)))
             for part in _chunks(kept):
                 bulk_insert(conn, items_t, self._rows(part, SOURCE_CATALOGUE, now), columns=ITEM_COLUMNS)
+            conn.execute(self._upsert_meta(conn), [{"key": CATALOGUE_KEY, "value": secrets.token_hex(8)}])
         return set(skus) - set(bands)
+
+    def item_flags(self) -> tuple[dict[str, bool], dict[str, bool]]:
+        """Every item's in-stock and hidden flags (a replica applies them when another changed the catalogue)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(items_t.c.sku, items_t.c.in_stock, items_t.c.hidden)).all()
+        return {r[0]: bool(r[1]) for r in rows}, {r[0]: bool(r[2]) for r in rows}
 
     def add_event_items(self, items: Sequence[Item], now: datetime) -> int:
         """Creates the items seen only in events and refreshes those created that way before; an item the
@@ -259,12 +279,15 @@ class RecommendStore:
         with self.engine.connect() as conn:
             return self._serving(conn)
 
-    def serving_state(self) -> tuple[int | None, int, datetime | None]:
-        """What replicas poll (two indexed reads): the serving version, and the number and newest time of
-        the erasures, so a replica sees another process's promotion or erasure."""
+    def changes(self) -> Changes:
+        """What replicas poll (two small reads): the serving version, the number and newest time of the
+        erasures, and the catalogue's marker, so a replica sees another process's promotion, erasure or items."""
         with self.engine.connect() as conn:
             erasures, newest = conn.execute(select(func.count(), func.max(tombstones_t.c.erased_at))).one()
-            return self._serving(conn), int(erasures), newest
+            meta = {str(row[0]): str(row[1]) for row in conn.execute(select(meta_t.c.key, meta_t.c.value).where(
+                meta_t.c.key.in_([SERVING_KEY, CATALOGUE_KEY])))}
+        serving = meta.get(SERVING_KEY)
+        return Changes(None if serving is None else int(serving), int(erasures), newest, meta.get(CATALOGUE_KEY, ""))
 
     def get_version(self, version: int) -> ModelVersion:
         with self.engine.connect() as conn:

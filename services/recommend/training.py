@@ -150,7 +150,8 @@ class Trainer:
 
     def follow(self, version: int) -> bool:
         """Serves a version promoted by another process (or before a restart) from its files, less the
-        customers erased since they were written; False when they cannot be read (serving is unchanged)."""
+        customers erased since they were written and with the items' stock and hidden flags as they are now;
+        False when they cannot be read (serving is unchanged)."""
         try:
             recommender = self.files.load(version)
         except (OSError, ValueError):
@@ -166,6 +167,7 @@ class Trainer:
             if erased:
                 recommender, _ = without_customers(recommender, erased)
             self._serve(version, recommender, precision_of(record.metrics), record.finished_at)
+            self.serving.update_items(*self.store.item_flags())
         return True
 
     def start(self, request: TrainRequest) -> int:

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.common.db import make_engine
+from services.recommend.catalogue import Item
 from services.recommend.erasure import Eraser
 from services.recommend.follow import Follower
 from services.recommend.modelfiles import ModelFiles
@@ -98,6 +99,24 @@ def test_a_customer_erased_through_one_replica_leaves_the_other(pair: tuple[Repl
     second.follower.check()
     assert "c5" not in second.serving.known_customers()
     assert second.serving.recommend("c5", 3, Wanted()).ranked.fallback == "popular_overall"
+
+
+def test_items_changed_through_one_replica_change_in_the_other(pair: tuple[Replica, Replica]) -> None:
+    first, second = pair
+    first.train()
+    second.follower.check()
+    top = second.serving.recommend("c1", 3, Wanted()).ranked.skus
+    hidden, sold_out = top[0], top[1]
+    # What the servicer does with UpsertItems, on the first replica only.
+    first.store.upsert_items([Item(hidden, hidden=True), Item(sold_out, in_stock=False)], NOW)
+    first.serving.update_items({hidden: True, sold_out: False}, {hidden: True, sold_out: False})
+    assert hidden in second.serving.recommend("c1", 3, Wanted()).ranked.skus
+    second.follower.check()
+    assert hidden not in second.serving.recommend("c1", 10, Wanted()).ranked.skus
+    assert sold_out not in second.serving.recommend("c1", 10, Wanted(only_in_stock=True)).ranked.skus
+    # A replica that loads the version afterwards (or restarts) starts from the flags as they are now.
+    third = replica(first.store.engine.url.render_as_string(hide_password=False), first.trainer.files.root)
+    assert hidden not in third.serving.recommend("c1", 10, Wanted()).ranked.skus
 
 
 def test_unreadable_files_leave_serving_unchanged(pair: tuple[Replica, Replica], tmp_path: Path) -> None:
