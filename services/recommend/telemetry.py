@@ -23,7 +23,7 @@ SERVING_TRAINED = Gauge(
 )
 FOLLOWS = Counter(
     "marksman_recommend_model_follows_total",
-    "Polls of the store that found another process's promotion or erasure, by what came of them.",
+    "Polls of the store that found another process's promotion, erasure or item change, by what came of them.",
     ["outcome"],
 )
 RECOMMENDATIONS = Counter(
