@@ -192,6 +192,20 @@ def copy_rows(conn: Connection, table: Table, rows: Sequence[Sequence[Any]], col
     return len(rows)
 
 
+def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> None:
+    """Inserts the rows, replacing the other columns of rows whose `key` columns exist (last writer wins).
+
+    One statement, so two writers of the same key never collide on the unique key the way a
+    delete followed by an insert does on PostgreSQL.
+    """
+    if not rows:
+        return
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement: Any = module.insert(table)
+    replaced = {name: statement.excluded[name] for name in rows[0] if name not in key}
+    conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=replaced), list(rows))
+
+
 def _repeat_aware(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """The converter, remembering its last answer: a batch repeats values (every row's stored_at)."""
     last: list[Any] = [object(), None]

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, Integer, Text, bindparam, delete, func, insert, s
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from services.common.db import bulk_insert, member_of, transaction
+from services.common.db import bulk_insert, member_of, transaction, upsert
 from services.common.migrate import upgrade_to_head
 from services.common.tombstones import TombstoneHasher
 from services.profile.domain import (
@@ -580,16 +580,13 @@ class ProfileStore:
             "monetary_minor": p.monetary_minor, "frequency": p.frequency, "currency": p.currency,
         } for key, p in portraits]
         with transaction(self.engine) as conn:
-            for part in _chunks([key for key, _ in portraits]):
-                conn.execute(delete(portraits_t).where(portraits_t.c.customer_key.in_(part)))
             if rows:
                 # Erasure may have removed a customer since its events were read: skip those keys.
                 alive: set[int] = set()
                 for part in _chunks([r["customer_key"] for r in rows]):
                     alive.update(conn.execute(select(customers_t.c.key).where(customers_t.c.key.in_(part))).scalars())
-                rows = [r for r in rows if r["customer_key"] in alive]
-                if rows:
-                    conn.execute(insert(portraits_t), rows)
+                # An upsert, as the updater and a requested recompute may save the same customer at once.
+                upsert(conn, portraits_t, [r for r in rows if r["customer_key"] in alive], key=("customer_key",))
             by_mark: dict[int, list[int]] = defaultdict(list)
             for key, marked in cleared:
                 by_mark[marked].append(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -215,3 +216,30 @@ def test_preferred_sales_channels_come_from_the_stored_portraits(store: ProfileS
     assert store.preferred_sales_channels(["m", "w"]) == {}  # no portrait stored yet
     PortraitKeeper(store, lambda: NOW).refresh_dirty(100)
     assert store.preferred_sales_channels(["m", "w", "x", "nobody", "m"]) == {"m": "marketplace", "w": "web"}
+
+
+def test_concurrent_saves_of_the_same_portraits_never_collide(database_url: str) -> None:
+    # The updater and a requested recompute may save one customer at once; on PostgreSQL a delete
+    # followed by an insert made the second fail on the primary key.
+    stores = [ProfileStore(make_engine(database_url)) for _ in range(2)]
+    stores[0].migrate()
+    stores[0].ingest([(i, order(f"e{i}", customer=f"c{i}")) for i in range(50)], NOW)
+    keepers = [PortraitKeeper(s, lambda: NOW) for s in stores]
+    keepers[0].recompute_all()
+    errors: list[BaseException] = []
+
+    def recompute(keeper: PortraitKeeper) -> None:
+        try:
+            for _ in range(5):
+                keeper.recompute_all()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=recompute, args=(k,)) for k in keepers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    current = keepers[1].current("c7")
+    assert current is not None and current.portrait.frequency == 1
