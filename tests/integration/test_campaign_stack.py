@@ -4,8 +4,7 @@ unsubscribe reaching profile, erasure, and a campaign process SIGKILLed mid-disp
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from services.partner_sample.process import Receiver, running
 from services.stack import Stack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 SECRET = "integration-partner-secret"
@@ -87,14 +87,6 @@ def campaign(admin: httpx.Client, segment: str, partner_name: str, **fields: Any
     assert answer.status_code == 201, answer.text
     result: dict[str, Any] = answer.json()
     return result
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
 
 
 def state(admin: httpx.Client, campaign_id: int) -> dict[str, Any]:

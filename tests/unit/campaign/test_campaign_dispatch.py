@@ -27,6 +27,7 @@ from services.common.db import make_engine
 from services.common.errors import Unavailable
 from services.common.grpc_server import Registration, RunningServer, start
 from services.partner_sample.process import Receiver, running
+from tests.support.waiting import wait_for
 from tests.unit.campaign.campaign_data import spec
 from tests.unit.campaign.campaign_fakes import FakeProfile, FakeSegment, customer, serve_fakes
 
@@ -298,14 +299,6 @@ def test_send_time_lookups_read_profile_in_batches_of_at_most_a_thousand(
             ProfileContacts(profile_pb2_grpc.ProfileServiceStub(channel), 5.0).lookup(["c1"])
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
 def test_pipelined_workers_send_every_message_once_and_stop_cleanly(
         tmp_path: Path, upstreams: tuple[FakeProfile, FakeSegment, RunningServer], receiver: Receiver) -> None:
     world = make_world(tmp_path, upstreams, receiver, claim_size=100, in_flight=3)
@@ -315,7 +308,7 @@ def test_pipelined_workers_send_every_message_once_and_stop_cleanly(
     world.receiver.faults(delay_ms=20)  # answers take a while, so several requests are out at once
     world.dispatcher.start(1)
     try:
-        wait_until(lambda: world.receiver.stats()["new"] >= 1000)
+        wait_for(lambda: world.receiver.stats()["new"] >= 1000)
     finally:
         world.dispatcher.stop()
     keys = keys_at_receiver(world.receiver, created.id)
@@ -339,7 +332,7 @@ def test_frequency_cap_counts_messages_still_out_at_the_partner(
     world.receiver.faults(delay_ms=300)
     world.dispatcher.start(1)
     try:
-        wait_until(lambda: all(world.store.get_campaign(c.id).state is State.COMPLETED for c in (first, second)))
+        wait_for(lambda: all(world.store.get_campaign(c.id).state is State.COMPLETED for c in (first, second)))
     finally:
         world.dispatcher.stop()
         world.receiver.faults(delay_ms=0)
