@@ -66,7 +66,7 @@ def run_demo(gateway_url: str, keys: dict[str, str], data_file: Path | None = No
         for reason in loaded_e.get("reasons", [])[:5]:
             print(f"  rejected: {reason}")
         admin = {"Authorization": f"Bearer {keys['admin']}"}
-        recompute = client.post("/v1/admin/portraits/recompute", headers=admin)
+        recompute = client.post("/v1/admin/portraits/recompute", headers=admin, timeout=300)
         recompute.raise_for_status()
         print(f"portraits recomputed: {recompute.json()['customers']:,} customers in {recompute.json()['seconds']:.1f} s")
         summary = client.get("/v1/admin/summary", headers=admin)
