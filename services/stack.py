@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,10 +30,27 @@ KEYS_FILE = "api-keys.txt"
 PARTNER_API_PORT = 8090
 
 
+# Free ports are drawn below the kernel's ephemeral range (32768-60999 on Linux): a port the kernel
+# handed out by bind(0) was free, but until our child process binds it, any outgoing connection on
+# the machine may take it as its source port (seen as "Address already in use" under a busy suite).
+_PORT_RANGE = (20000, 32767)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now and that this process has not handed out before."""
+    for _ in range(1000):
+        port = random.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE[0]}-{_PORT_RANGE[1]}")
 
 
 @dataclass

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 
+from services.stack import free_port
+
 BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
 
 
@@ -31,14 +33,6 @@ def _as_postgres(args: list[str]) -> list[str]:
     return args
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def cluster() -> Iterator[str]:
     """Starts a throwaway cluster; yields an admin URL (database `postgres`); removes everything after."""
@@ -50,7 +44,7 @@ def cluster() -> Iterator[str]:
     data = folder / "data"
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres([str(binaries / "initdb"), "-A", "trust", "-U", "postgres", "-D", str(data)]),
                    check=True, capture_output=True)
     options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
