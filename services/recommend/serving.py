@@ -23,6 +23,9 @@ MAX_CATEGORIES = 100
 MAX_EXCLUDED = 1000
 SEGMENT = re.compile(r"^[a-z0-9_]{1,32}$")
 
+# How long "no orders to rank popular items by" is believed before the interactions are read again.
+NOTHING_POPULAR_TTL_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
@@ -143,9 +146,14 @@ class Serving:
             return None
         with self._popular_lock:
             now = self._monotonic()
-            if self._popular is None or now - self._popular[0] > self._popular_ttl_s:
-                self._popular = (now, self._popular_source())
-            return self._popular[1]
+            # "No orders yet" is kept a few seconds only: asked before the first events arrive (the
+            # gateway's popular cache asks at its start), it would hide them for the whole TTL.
+            cached = self._popular
+            ttl = self._popular_ttl_s if cached is None or cached[1] is not None else min(self._popular_ttl_s,
+                                                                                          NOTHING_POPULAR_TTL_S)
+            if cached is None or now - cached[0] > ttl:
+                cached = self._popular = (now, self._popular_source())
+            return cached[1]
 
     def recommend(self, customer_id: str, k: int, wanted: Wanted, segment: str = "") -> Answer:
         """The customer's top k; popular items of their (or the given) segment, else overall, when unknown."""

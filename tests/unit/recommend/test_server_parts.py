@@ -119,3 +119,15 @@ def test_model_files_are_written_whole_and_pruned(trained: Recommender, tmp_path
     loaded = files.load(3)
     assert loaded.customer_ids.tolist() == trained.customer_ids.tolist()
     assert items_frame([Item("A", tags=("x",))]).iloc[0]["tags"] == ["x"]
+
+
+def test_no_popular_items_yet_is_believed_for_seconds_only(trained: Recommender) -> None:
+    # The gateway asks for popular items at its start, before any order: that answer must not hide
+    # the orders that arrive next for the whole TTL.
+    clock = [0.0]
+    answers: list[Recommender | None] = [None, trained]
+    serving = Serving(lambda: answers.pop(0), popular_ttl_s=600, monotonic=lambda: clock[0])
+    with pytest.raises(FailedPrecondition):
+        serving.recommend("c1", 3, Wanted())
+    clock[0] = 6.0
+    assert serving.recommend("c3", 3, Wanted()).ranked.skus
