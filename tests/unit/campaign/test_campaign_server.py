@@ -4,7 +4,7 @@ the report with attribution from profile's orders, erasure."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from marksman.campaign.v1 import campaign_pb2_grpc
 from marksman.common.v1 import common_pb2
 
 from services.campaign.store import Outcome, Reserved
+from tests.support.rpc import rpc_error
 from tests.unit.campaign.campaign_fakes import RunningCampaign, customer, running_campaign
 
 NOW = datetime(2011, 12, 9, 12, 0, tzinfo=UTC)
@@ -27,12 +28,6 @@ Running = RunningCampaign
 def running(tmp_path: Path) -> Iterator[Running]:
     with running_campaign(tmp_path / "campaign.db", NOW) as started:
         yield started
-
-
-def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value
 
 
 def register(stub: campaign_pb2_grpc.CampaignServiceStub, name: str = "mailer") -> pb.RegisterPartnerResponse:

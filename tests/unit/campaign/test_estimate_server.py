@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from marksman.campaign.v1 import campaign_pb2 as pb
 from marksman.common.v1 import common_pb2
 
 from services.campaign.store import Outcome, Reserved
+from tests.support.rpc import rpc_error
 from tests.unit.campaign.campaign_fakes import RunningCampaign, customer, running_campaign
 
 NOW = datetime(2011, 11, 1, tzinfo=UTC)
@@ -25,12 +26,6 @@ Running = RunningCampaign
 def running(tmp_path: Path) -> Iterator[Running]:
     with running_campaign(tmp_path / "campaign.db", NOW) as started:
         yield started
-
-
-def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value
 
 
 def request(**fields: object) -> pb.EstimateAudiencesRequest:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pandas as pd
-import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from marksman.common.v1 import common_pb2
 from marksman.profile.v1 import profile_pb2, profile_pb2_grpc
@@ -154,9 +153,3 @@ class _Aborted(grpc.RpcError):
     def details(self) -> str:
         return self._details
 
-
-def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
-    """The error a call raised (it must raise one)."""
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    return caught.value

@@ -18,10 +18,10 @@ from services.common.grpc_server import Registration, RunningServer, start
 from services.segment.segments import Segments
 from services.segment.server import SegmentServicer
 from services.segment.store import SegmentStore
+from tests.support.rpc import rpc_error
 from tests.unit.segment.segment_fakes import (
     NOW,
     FakeProfile,
-    rpc_error,
     start_fake_profile,
     synthetic_protos,
 )

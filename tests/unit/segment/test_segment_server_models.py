@@ -26,10 +26,10 @@ from services.segment.segments import Segments
 from services.segment.server import SegmentServicer
 from services.segment.store import SegmentStore
 from services.segment.training import Trainer
+from tests.support.rpc import rpc_error
 from tests.unit.segment.segment_fakes import (
     NOW,
     FakeProfile,
-    rpc_error,
     start_fake_profile,
     synthetic_protos,
 )
