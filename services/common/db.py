@@ -192,18 +192,18 @@ def copy_rows(conn: Connection, table: Table, rows: Sequence[Sequence[Any]], col
     return len(rows)
 
 
-def upsert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: Sequence[str]) -> None:
-    """Inserts the rows, replacing the other columns of rows whose `key` columns exist (last writer wins).
+def upsert_statement(dialect: Dialect, table: Table, key: Sequence[str]) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of every other column (DO NOTHING when there is none).
 
     One statement, so two writers of the same key never collide on the unique key the way a
-    delete followed by an insert does on PostgreSQL.
+    delete followed by an insert does on PostgreSQL; the last writer wins.
     """
-    if not rows:
-        return
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement: Any = module.insert(table)
-    replaced = {name: statement.excluded[name] for name in rows[0] if name not in key}
-    conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=replaced), list(rows))
+    module: Any = postgresql if dialect.name == "postgresql" else sqlite
+    statement = module.insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in key and not c.primary_key}
+    if not updates:
+        return statement.on_conflict_do_nothing()
+    return statement.on_conflict_do_update(index_elements=list(key), set_=updates)
 
 
 def _repeat_aware(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

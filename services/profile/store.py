@@ -16,7 +16,7 @@ from sqlalchemy import Engine, Integer, Text, bindparam, delete, func, insert, s
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from services.common.db import bulk_insert, member_of, transaction, upsert
+from services.common.db import bulk_insert, member_of, transaction, upsert_statement
 from services.common.migrate import upgrade_to_head
 from services.common.tombstones import TombstoneHasher
 from services.profile.domain import (
@@ -586,7 +586,9 @@ class ProfileStore:
                 for part in _chunks([r["customer_key"] for r in rows]):
                     alive.update(conn.execute(select(customers_t.c.key).where(customers_t.c.key.in_(part))).scalars())
                 # An upsert, as the updater and a requested recompute may save the same customer at once.
-                upsert(conn, portraits_t, [r for r in rows if r["customer_key"] in alive], key=("customer_key",))
+                rows = [r for r in rows if r["customer_key"] in alive]
+                if rows:
+                    conn.execute(upsert_statement(conn.dialect, portraits_t, ("customer_key",)), rows)
             by_mark: dict[int, list[int]] = defaultdict(list)
             for key, marked in cleared:
                 by_mark[marked].append(key)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from services.common.db import bulk_insert, member_of, transaction
+from services.common.db import bulk_insert, member_of, transaction, upsert_statement
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.locks import advisory_lock, nobody_holds
 from services.common.migrate import upgrade_to_head
@@ -310,8 +310,7 @@ class RecommendStore:
     # ---- erasure ----
 
     def _upsert_meta(self, conn: Connection) -> Any:
-        stmt = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(meta_t)
-        return stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value})
+        return upsert_statement(conn.dialect, meta_t, ["key"])
 
     def erase_customer(self, customer_id: str, now: datetime) -> int:
         """Deletes the customer's features and leaves a tombstone, so a training run that read their data

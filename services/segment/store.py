@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from services.common.db import transaction
+from services.common.db import transaction, upsert_statement
 from services.common.errors import AlreadyExists, FailedPrecondition
 from services.common.migrate import upgrade_to_head
 from services.common.tombstones import TombstoneHasher
@@ -175,9 +175,7 @@ class SegmentStore:
         return self.engine.dialect.name == "postgresql"
 
     def _upsert(self, table: Any, keys: list[str]) -> Any:
-        stmt = (postgresql if self._postgres else sqlite).insert(table)
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and not c.primary_key}
-        return stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else stmt.on_conflict_do_nothing()
+        return upsert_statement(self.engine.dialect, table, keys)
 
     # ---- service state ----
 
